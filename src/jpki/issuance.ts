@@ -1,0 +1,661 @@
+/**
+ * Issuance of JPKI certificates (電子証明書の発行, 公的個人認証法第3条/第22条 for the card,
+ * 第16条の2/第35条の2 for a smartphone) and the issuance record (発行記録, 第8条/第27条).
+ *
+ * The order is fixed (DESIGN.md habit 3): prepare the to-be-signed certificate → check it
+ * against its profile → allocate the serial and write the record ('pending') in one
+ * transaction → sign once, outside any transaction → store the DER ('issued') and supersede
+ * the holder's previous certificate of the same kind and medium in a second transaction.
+ * A crash between the two leaves a visible 'pending' record; {@link IssuanceService.abandonStale}
+ * settles it. No signed certificate ever exists without its record.
+ */
+import { createHash, createPublicKey, verify as cryptoVerify } from 'node:crypto';
+import type { Config } from '../config.ts';
+import type { Actor } from '../platform/actors.ts';
+import type { AuditActor, AuditLog } from '../platform/audit.ts';
+import type { Clock } from '../platform/clock.ts';
+import type { Database, Tx } from '../platform/db.ts';
+import { AppError } from '../platform/errors.ts';
+import { DerError, fromPem, toPem, wholeSeconds } from '../pki/der.ts';
+import { csrFromPem, parseCsr, verifyProofOfPossession } from '../pki/csr.ts';
+import {
+  assembleCertificate,
+  authorityInfoAccess,
+  authorityKeyIdentifier,
+  buildTbsCertificate,
+  certificatePolicies,
+  crlDistributionPoints,
+  encodeName,
+  type Extension,
+  extendedKeyUsage,
+  issuerAltName,
+  keyUsage,
+  OIDS,
+  parseCertificate,
+  spkiFromPem,
+  spkiInfo,
+  subjectAltName,
+  subjectKeyIdentifier,
+} from '../pki/x509.ts';
+import type { RegistryService } from '../registry/registry.service.ts';
+import type { StoredVersion } from '../registry/registry.store.ts';
+import { signingCertificateOtherNames } from './basic-four.ts';
+import { assertProfile, type CaGeneration, type CaService, nextSerial, opaqueId } from './ca.ts';
+import {
+  caJapaneseName,
+  type CertificateKind,
+  crlDistributionPointName,
+  type Medium,
+  PROFILE_OF,
+  policyOid,
+} from './jpki.profiles.ts';
+import type { PartitionNames } from './partitions.ts';
+import { addYears, type RevocationService } from './revocation.ts';
+import { certificateNotAfter, jstDateOf } from './validity.ts';
+
+/** The key a certificate is issued for: a PKCS#10 request, or a bare SPKI PEM. */
+export type KeySource = { csr: string } | { publicKey: string };
+
+export interface CardIssuanceRequest {
+  kind: CertificateKind;
+  residentCode: string;
+  key: KeySource;
+}
+
+/**
+ * 移動端末設備用電子証明書の発行の申請 (第16条の2第2項): the applicant's 基本4情報,
+ * the phone's public key (bound by its hash), signed with the card signing key.
+ */
+export interface MobileApplication {
+  kind: CertificateKind;
+  /** PKCS#10 made by the phone: proves possession of the phone's key. */
+  csr: string;
+  /** The card signing certificate (PEM) whose key signed `document`. */
+  cardCertificate: string;
+  /** base64 of the UTF-8 JSON application document (see {@link MobileApplicationDocument}). */
+  document: string;
+  /** base64 RSASSA-PKCS1-v1_5 / SHA-256 signature over the document bytes. */
+  signature: string;
+}
+
+export interface MobileApplicationDocument {
+  type: 'kiban.jpki.mobile-application/v1';
+  kind: CertificateKind;
+  name: string;
+  birthDate: string;
+  sex: 'male' | 'female';
+  address: string;
+  /** hex SHA-256 of the phone key's SubjectPublicKeyInfo DER. */
+  devicePublicKeySha256: string;
+  /** When the applicant signed (ISO 8601); accepted within {@link APPLICATION_FRESHNESS_MS}. */
+  signedAt: string;
+}
+
+export const APPLICATION_FRESHNESS_MS = 15 * 60 * 1000;
+
+export interface IssuedCertificate {
+  serial: string;
+  certificate: string;
+}
+
+/** Pending records older than this are abandoned by the scheduled sweep. */
+export const PENDING_TIMEOUT_MS = 10 * 60 * 1000;
+
+interface Prepared {
+  serial: bigint;
+  tbs: Buffer;
+  ca: CaGeneration;
+  personId: string;
+  residentCode: string;
+  municipalityCode: string;
+  kind: CertificateKind;
+  medium: Medium;
+}
+
+const badKey = (detail: string, pointer: string): AppError =>
+  new AppError('badRequest', 'jpki.bad-key', detail, { errors: [{ pointer, message: detail }] });
+
+/** Reads and checks the subject key; returns its SPKI DER. */
+export function subjectKeyOf(key: KeySource): Buffer {
+  let spki: Buffer;
+  if ('csr' in key) {
+    let csr;
+    try {
+      csr = parseCsr(csrFromPem(key.csr));
+    } catch (e) {
+      if (e instanceof DerError)
+        throw badKey('csr is not a well-formed PKCS#10 request', '/body/csr');
+      throw e;
+    }
+    let ok = false;
+    try {
+      ok = verifyProofOfPossession(csr);
+    } catch {
+      ok = false;
+    }
+    if (!ok) {
+      throw badKey(
+        'the csr signature does not verify with its own key (no proof of possession)',
+        '/body/csr',
+      );
+    }
+    spki = csr.spki;
+  } else {
+    try {
+      spki = spkiFromPem(key.publicKey);
+    } catch {
+      throw badKey('publicKey is not a PEM SubjectPublicKeyInfo', '/body/publicKey');
+    }
+  }
+  const pointer = 'csr' in key ? '/body/csr' : '/body/publicKey';
+  let info;
+  try {
+    info = spkiInfo(spki);
+  } catch {
+    throw badKey('the public key cannot be read', pointer);
+  }
+  if (
+    info.type !== 'rsa' ||
+    info.bits < 2048 ||
+    info.bits > 4096 ||
+    info.publicExponent !== 65537n
+  ) {
+    throw badKey('JPKI keys are RSA of 2048 to 4096 bits with exponent 65537', pointer);
+  }
+  return spki;
+}
+
+export class IssuanceService {
+  constructor(
+    private readonly clock: Clock,
+    private readonly config: Pick<Config, 'jpki' | 'publicUrl'>,
+    private readonly cas: CaService,
+    private readonly registry: RegistryService,
+    private readonly revocations: RevocationService,
+    private readonly partitions: PartitionNames,
+    private readonly audit: AuditLog,
+    /** Called after a certificate is stored, e.g. to publish a new CRL partition. */
+    private readonly afterIssue: (c: {
+      kind: CertificateKind;
+      generation: number;
+      municipalityCode: string;
+    }) => Promise<void> = async () => undefined,
+  ) {}
+
+  /** 個人番号カード用: requested by the resident's municipality. */
+  async issueForCard(
+    db: Database,
+    actor: Actor,
+    req: CardIssuanceRequest,
+    requestId: string,
+  ): Promise<IssuedCertificate> {
+    const spki = subjectKeyOf(req.key);
+    const prepared = await db.transaction(async (tx) => {
+      const holder = await this.registry.holder(tx, req.residentCode);
+      const visible = holder && holder.municipalityCode === actor.municipalityCode;
+      await this.audit.append(tx, actor, {
+        action: 'jpki.certificate.read-basic-four',
+        subjectType: 'resident',
+        subject: req.residentCode,
+        purpose: 'jpkiIssuance',
+        outcome: visible ? 'success' : 'denied',
+        requestId,
+      });
+      // Refused: commit the denied audit entry; the 404 is thrown below, after the commit.
+      if (!holder || !visible) return null;
+      if (holder.status !== 'current') {
+        throw new AppError(
+          'conflict',
+          'jpki.resident-not-current',
+          'certificates are issued only to residents whose record is current',
+        );
+      }
+      const ca = await this.cas.current(tx, req.kind);
+      const notAfter = new Date(
+        Math.min(
+          certificateNotAfter(holder.record.birthDate, this.clock.now()).getTime(),
+          ca.notAfter.getTime(),
+        ),
+      );
+      return this.#prepare(tx, actor, requestId, {
+        holder,
+        kind: req.kind,
+        medium: 'card',
+        spki,
+        ca,
+        notAfter,
+        authorisedBy: null,
+      });
+    });
+    if (!prepared) {
+      throw new AppError(
+        'notFound',
+        'jpki.resident-not-found',
+        'no resident with this code is registered in your municipality',
+      );
+    }
+    return this.#signAndStore(db, actor, prepared, requestId);
+  }
+
+  /**
+   * 移動端末設備用 (第16条の2 / 第35条の2): the application is authenticated by the card
+   * signing key; the agency checks that card certificate is valid and the signature verifies,
+   * then issues for the phone's key. One device per person: the new certificate supersedes the
+   * previous mobile certificate of the same kind.
+   */
+  async issueForMobile(
+    db: Database,
+    actor: AuditActor,
+    app: MobileApplication,
+    requestId: string,
+  ): Promise<IssuedCertificate> {
+    const spki = subjectKeyOf({ csr: app.csr });
+    const refuse = (code: string, detail: string): AppError =>
+      new AppError('forbidden', `jpki.mobile-${code}`, detail);
+    let cardDer: Buffer;
+    let card;
+    try {
+      cardDer = fromPem(app.cardCertificate, 'CERTIFICATE');
+      card = parseCertificate(cardDer);
+    } catch {
+      throw badKey('cardCertificate is not a PEM certificate', '/body/cardCertificate');
+    }
+    const documentBytes = Buffer.from(app.document, 'base64');
+    const signature = Buffer.from(app.signature, 'base64');
+    const signatureOk = (() => {
+      try {
+        return cryptoVerify(
+          'sha256',
+          documentBytes,
+          createPublicKey({ key: card.spki, format: 'der', type: 'spki' }),
+          signature,
+        );
+      } catch {
+        return false;
+      }
+    })();
+    const prepared = await db.transaction(async (tx) => {
+      const held = await tx.query<{
+        serial: string;
+        kind: string;
+        medium: string;
+        person_id: string;
+        certificate: Uint8Array | null;
+        not_after: Date;
+        revoked: boolean;
+      }>(
+        `SELECT c.serial, c.kind, c.medium, c.person_id, c.certificate, c.not_after,
+                (r.serial IS NOT NULL) AS revoked
+           FROM jpki_certificates c LEFT JOIN jpki_revocations r ON r.serial = c.serial
+          WHERE c.serial = $1 AND c.state = 'issued'`,
+        [card.serial.toString()],
+      );
+      const row = held.rows[0];
+      const fail = async (code: string, detail: string): Promise<never> => {
+        throw refuse(code, detail);
+      };
+      if (!row || !row.certificate || !Buffer.from(row.certificate).equals(cardDer)) {
+        return fail(
+          'unknown-card-certificate',
+          'the card certificate was not issued by this agency',
+        );
+      }
+      if (row.kind !== 'sign' || row.medium !== 'card') {
+        return fail(
+          'not-a-card-signing-certificate',
+          'the application must be signed with the card signing key',
+        );
+      }
+      if (row.revoked) {
+        return fail(
+          'card-certificate-revoked',
+          'the card signing certificate has been revoked (第15条第1項)',
+        );
+      }
+      if (row.not_after.getTime() <= this.clock.now().getTime()) {
+        return fail('card-certificate-expired', 'the card signing certificate has expired');
+      }
+      if (!signatureOk) {
+        return fail(
+          'bad-signature',
+          'the application signature does not verify with the card signing key',
+        );
+      }
+      let doc: MobileApplicationDocument;
+      try {
+        doc = JSON.parse(documentBytes.toString('utf8')) as MobileApplicationDocument;
+      } catch {
+        return fail('bad-document', 'the application document is not JSON');
+      }
+      const signedAt = Date.parse(doc.signedAt);
+      if (
+        doc.type !== 'kiban.jpki.mobile-application/v1' ||
+        doc.kind !== app.kind ||
+        Number.isNaN(signedAt) ||
+        Math.abs(signedAt - this.clock.now().getTime()) > APPLICATION_FRESHNESS_MS
+      ) {
+        return fail(
+          'bad-document',
+          'the application document is not a fresh application for this kind',
+        );
+      }
+      if (doc.devicePublicKeySha256 !== createHash('sha256').update(spki).digest('hex')) {
+        return fail('key-not-bound', 'the signed application does not name this phone key');
+      }
+      const latest = await this.registry.latestOf(tx, row.person_id);
+      await this.audit.append(tx, actor, {
+        action: 'jpki.certificate.read-basic-four',
+        subjectType: 'certificate',
+        subject: row.serial,
+        purpose: 'jpkiMobileIssuance',
+        outcome: latest ? 'success' : 'denied',
+        requestId,
+      });
+      if (!latest || latest.status !== 'current') {
+        return fail('resident-not-current', 'the holder is not a current resident');
+      }
+      const r = latest.record;
+      if (
+        doc.name !== r.name ||
+        doc.birthDate !== r.birthDate ||
+        doc.sex !== r.sex ||
+        doc.address !== r.address
+      ) {
+        return fail(
+          'basic-four-mismatch',
+          'the notified 基本4情報 differ from the resident record',
+        );
+      }
+      if (app.kind === 'auth') {
+        // 第35条の2第1項: only a holder of a card authentication certificate who is also a
+        // signing-certificate holder may apply.
+        const auth = await tx.query(
+          `SELECT 1 FROM jpki_certificates c LEFT JOIN jpki_revocations r ON r.serial = c.serial
+            WHERE c.person_id = $1 AND c.kind = 'auth' AND c.medium = 'card' AND c.state = 'issued'
+              AND r.serial IS NULL AND c.not_after > $2 LIMIT 1`,
+          [row.person_id, this.clock.now()],
+        );
+        if (auth.rows.length === 0) {
+          return fail(
+            'no-card-auth-certificate',
+            'a mobile authentication certificate needs a valid card authentication certificate',
+          );
+        }
+      }
+      const ca = await this.cas.current(tx, app.kind);
+      const notAfter = new Date(Math.min(row.not_after.getTime(), ca.notAfter.getTime()));
+      return this.#prepare(tx, actor, requestId, {
+        holder: latest,
+        kind: app.kind,
+        medium: 'mobile',
+        spki,
+        ca,
+        notAfter,
+        authorisedBy: BigInt(row.serial),
+      });
+    });
+    return this.#signAndStore(db, actor, prepared, requestId);
+  }
+
+  async #prepare(
+    tx: Tx,
+    actor: AuditActor,
+    requestId: string,
+    p: {
+      holder: StoredVersion;
+      kind: CertificateKind;
+      medium: Medium;
+      spki: Buffer;
+      ca: CaGeneration;
+      notAfter: Date;
+      authorisedBy: bigint | null;
+    },
+  ): Promise<Prepared> {
+    const keyHash = createHash('sha256').update(p.spki).digest();
+    const reused = await tx.query(
+      "SELECT 1 FROM jpki_certificates WHERE public_key_sha256 = $1 AND state <> 'abandoned' LIMIT 1",
+      [keyHash],
+    );
+    if (reused.rows.length > 0) {
+      throw new AppError(
+        'conflict',
+        'jpki.key-reused',
+        'this public key already has a certificate; every certificate needs a fresh key pair',
+      );
+    }
+    const now = wholeSeconds(this.clock.now());
+    if (p.notAfter.getTime() <= now.getTime()) {
+      throw new AppError(
+        'conflict',
+        'jpki.no-validity-left',
+        'the certificate would already be expired',
+      );
+    }
+    const municipalityCode = p.holder.municipalityCode;
+    const partition = await this.partitions.of(tx, municipalityCode);
+    if (!partition) throw new Error(`municipality ${municipalityCode} has no CRL partition`);
+    const serial = await nextSerial(tx);
+    const extensions = this.#extensions(p.kind, p.medium, p.ca, partition, p.spki, p.holder);
+    const subject =
+      p.kind === 'sign'
+        ? encodeName([
+            { type: 'C', value: 'JP' },
+            { type: 'L', value: partition.prefectureRomaji },
+            { type: 'L', value: partition.municipalityRomaji },
+            { type: 'CN', value: `${jstStamp(now)}${municipalityCode.slice(0, 5)}${opaqueId(9)}` },
+          ])
+        : encodeName([
+            { type: 'C', value: 'JP' },
+            { type: 'CN', value: opaqueId(23) },
+          ]);
+    const tbs = buildTbsCertificate({
+      serial,
+      signatureAlgorithm: 'sha256WithRSAEncryption',
+      issuer: p.ca.subject,
+      notBefore: now,
+      notAfter: p.notAfter,
+      subject,
+      spki: p.spki,
+      extensions,
+    });
+    assertProfile(tbs, PROFILE_OF[p.kind], p.ca.subject, now);
+    await tx.query(
+      `INSERT INTO jpki_certificates (serial, kind, medium, ca_generation, person_id, resident_code,
+         municipality_code, state, tbs, public_key_sha256, not_before, not_after, authorised_by,
+         requested_by, request_id, created_at, retain_until)
+       VALUES ($1,$2,$3,$4,$5,$6,$7,'pending',$8,$9,$10,$11,$12,$13,$14,$15,$16)`,
+      [
+        serial.toString(),
+        p.kind,
+        p.medium,
+        p.ca.generation,
+        p.holder.personId,
+        p.holder.record.residentCode,
+        municipalityCode,
+        tbs,
+        keyHash,
+        now,
+        p.notAfter,
+        p.authorisedBy?.toString() ?? null,
+        actor.id,
+        requestId,
+        now,
+        addYears(p.notAfter, this.config.jpki.retentionYears),
+      ],
+    );
+    return {
+      serial,
+      tbs,
+      ca: p.ca,
+      personId: p.holder.personId,
+      residentCode: p.holder.record.residentCode,
+      municipalityCode,
+      kind: p.kind,
+      medium: p.medium,
+    };
+  }
+
+  #extensions(
+    kind: CertificateKind,
+    medium: Medium,
+    ca: CaGeneration,
+    partition: { prefectureRomaji: string; municipalityRomaji: string; municipalityCode: string },
+    spki: Buffer,
+    holder: StoredVersion,
+  ): Extension[] {
+    const base = this.config.publicUrl;
+    const policies = certificatePolicies(
+      [{ oid: policyOid(this.config.jpki, kind, medium), cpsUri: this.config.jpki.cpsUrl }],
+      true,
+    );
+    const ian = issuerAltName([{ directoryName: caJapaneseName(kind, this.config.jpki) }]);
+    const crldp = crlDistributionPoints([
+      [
+        {
+          directoryName: crlDistributionPointName(
+            kind,
+            partition.prefectureRomaji,
+            partition.municipalityRomaji,
+          ),
+        },
+        { uri: crlUrl(base, kind, ca.generation, partition.municipalityCode) },
+      ],
+    ]);
+    const aki = authorityKeyIdentifier({ keyId: ca.keyId, issuer: ca.subject, serial: ca.serial });
+    if (kind === 'sign') {
+      return [
+        keyUsage(['digitalSignature', 'nonRepudiation']),
+        subjectAltName(signingCertificateOtherNames(holder.record).map((o) => ({ otherName: o }))),
+        policies,
+        ian,
+        crldp,
+        aki,
+        subjectKeyIdentifier(spki),
+      ];
+    }
+    return [
+      keyUsage(['digitalSignature']),
+      extendedKeyUsage([OIDS.clientAuth]),
+      policies,
+      ian,
+      crldp,
+      authorityInfoAccess({ ocsp: [`${base}/ocsp/${kind}`] }),
+      aki,
+      subjectKeyIdentifier(spki),
+    ];
+  }
+
+  async #signAndStore(
+    db: Database,
+    actor: AuditActor,
+    p: Prepared,
+    requestId: string,
+  ): Promise<IssuedCertificate> {
+    const signer = await this.cas.signerFor(db, p.ca);
+    const certificate = assembleCertificate(p.tbs, signer.algorithm, await signer.sign(p.tbs));
+    const firstInPartition = await db.transaction(async (tx) => {
+      // One issuance per holder, kind and medium at a time decides what is superseded.
+      await tx.query('SELECT pg_advisory_xact_lock(hashtext($1))', [
+        `jpki/${p.personId}/${p.kind}/${p.medium}`,
+      ]);
+      const stored = await tx.query(
+        `UPDATE jpki_certificates SET state = 'issued', certificate = $2, issued_at = $3
+          WHERE serial = $1 AND state = 'pending'`,
+        [p.serial.toString(), certificate, this.clock.now()],
+      );
+      if (stored.rowCount !== 1) {
+        // Abandoned by the sweep while we were signing: the certificate is discarded.
+        throw new AppError(
+          'unavailable',
+          'jpki.issuance-abandoned',
+          'issuance was abandoned while the certificate was being signed (it timed out, or the CA key was reported compromised); apply again',
+        );
+      }
+      const previous = await tx.query<{ serial: string }>(
+        `SELECT c.serial FROM jpki_certificates c LEFT JOIN jpki_revocations r ON r.serial = c.serial
+          WHERE c.person_id = $1 AND c.kind = $2 AND c.medium = $3 AND c.state = 'issued'
+            AND c.serial <> $4 AND r.serial IS NULL AND c.not_after > $5
+          ORDER BY c.serial`,
+        [p.personId, p.kind, p.medium, p.serial.toString(), this.clock.now()],
+      );
+      for (const old of previous.rows) {
+        await this.revocations.revoke(tx, actor, {
+          serial: BigInt(old.serial),
+          category: 'request',
+          crlReason: 'superseded',
+          supersededBy: p.serial,
+          requestId,
+        });
+      }
+      await this.audit.append(tx, actor, {
+        action: 'jpki.certificate.issue',
+        subjectType: 'certificate',
+        subject: p.serial.toString(),
+        outcome: 'success',
+        requestId,
+        details: {
+          kind: p.kind,
+          medium: p.medium,
+          caGeneration: p.ca.generation,
+          superseded: previous.rows.map((r) => r.serial),
+        },
+      });
+      const published = await tx.query(
+        `SELECT 1 FROM jpki_crls WHERE kind = $1 AND generation = $2 AND partition = $3 LIMIT 1`,
+        [p.kind, p.ca.generation, p.municipalityCode],
+      );
+      return published.rows.length === 0;
+    });
+    if (firstInPartition) {
+      await this.afterIssue({
+        kind: p.kind,
+        generation: p.ca.generation,
+        municipalityCode: p.municipalityCode,
+      });
+    }
+    return { serial: p.serial.toString(), certificate: toPem(certificate, 'CERTIFICATE') };
+  }
+
+  /**
+   * Settles issuance that stopped between recording and storing (a crash, a lost connection):
+   * pending records older than `olderThanMs` become 'abandoned'. Their certificate was never
+   * handed to anyone, so OCSP answers "unknown" and no CRL lists them.
+   */
+  async abandonStale(
+    db: Database,
+    actor: AuditActor,
+    olderThanMs = PENDING_TIMEOUT_MS,
+  ): Promise<string[]> {
+    return db.transaction(async (tx) => {
+      const r = await tx.query<{ serial: string }>(
+        `UPDATE jpki_certificates SET state = 'abandoned'
+          WHERE state = 'pending' AND created_at < $1 RETURNING serial`,
+        [new Date(this.clock.now().getTime() - olderThanMs)],
+      );
+      for (const row of r.rows) {
+        await this.audit.append(tx, actor, {
+          action: 'jpki.certificate.abandon',
+          subjectType: 'certificate',
+          subject: row.serial,
+        });
+      }
+      return r.rows.map((x) => x.serial).sort((a, b) => Number(BigInt(a) - BigInt(b)));
+    });
+  }
+}
+
+/** Where a partition's CRL is served (also written into certificates). */
+export function crlUrl(
+  base: string,
+  kind: CertificateKind,
+  generation: number,
+  partition: string,
+): string {
+  return `${base}/crl/${kind}/${partition}.crl?generation=${generation}`;
+}
+
+/** `YYYYMMDDhhmmss` in JST: the leading part of a signing certificate's opaque CN. */
+function jstStamp(d: Date): string {
+  const j = new Date(d.getTime() + 9 * 3600e3).toISOString();
+  return jstDateOf(d).replace(/-/g, '') + j.slice(11, 19).replace(/:/g, '');
+}

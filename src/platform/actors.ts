@@ -1,0 +1,243 @@
+/**
+ * Actors (who calls the system) and their bearer-token credentials.
+ *
+ * - 機構 (J-LIS) 従事者 → `agencyOperator`, with roles `registry`, `ca`, `cards`, `auditor`;
+ * - 都道府県 → `prefecture` (bound to a 2-digit prefecture code);
+ * - 市町村 / 市区町村 → `municipality` (bound to one 6-digit 全国地方公共団体コード);
+ * - 国の機関等 → `nationalAgency` (with the legal purposes it may use);
+ * - 署名検証者 → `signatureVerifier`; 利用者証明検証者 → `authVerifier`; 住民 → `resident`.
+ *
+ * Tokens are 256-bit random values shown once at creation; only their SHA-256 is stored.
+ */
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import type { Clock } from './clock.ts';
+import type { Queryable } from './db.ts';
+import { AppError } from './errors.ts';
+
+export const ACTOR_TYPES = [
+  'agencyOperator',
+  'prefecture',
+  'municipality',
+  'nationalAgency',
+  'signatureVerifier',
+  'authVerifier',
+  'resident',
+] as const;
+export type ActorType = (typeof ACTOR_TYPES)[number];
+
+export const OPERATOR_ROLES = ['registry', 'ca', 'cards', 'auditor'] as const;
+export type OperatorRole = (typeof OPERATOR_ROLES)[number];
+
+export interface Actor {
+  id: string;
+  name: string;
+  type: ActorType;
+  displayName: string;
+  roles: OperatorRole[];
+  municipalityCode: string | null;
+  prefectureCode: string | null;
+  purposes: string[];
+  status: 'active' | 'suspended';
+}
+
+export interface NewActor {
+  name: string;
+  type: ActorType;
+  displayName?: string;
+  roles?: OperatorRole[];
+  municipalityCode?: string;
+  prefectureCode?: string;
+  purposes?: string[];
+}
+
+const TOKEN_PREFIX = 'kbn_';
+
+/** SHA-256 of the token text: what is stored and looked up. */
+export function hashToken(token: string): Buffer {
+  return createHash('sha256').update(token, 'utf8').digest();
+}
+
+export function generateToken(): string {
+  return TOKEN_PREFIX + randomBytes(32).toString('base64url');
+}
+
+const isActorType = (v: string): v is ActorType => (ACTOR_TYPES as readonly string[]).includes(v);
+const isRole = (v: string): v is OperatorRole => (OPERATOR_ROLES as readonly string[]).includes(v);
+
+interface ActorRow {
+  [key: string]: unknown;
+  id: string;
+  name: string;
+  type: string;
+  display_name: string;
+  roles: string[];
+  municipality_code: string | null;
+  prefecture_code: string | null;
+  purposes: string[];
+  status: string;
+}
+
+const ACTOR_COLUMNS =
+  'a.id, a.name, a.type, a.display_name, a.roles, a.municipality_code, a.prefecture_code, a.purposes, a.status';
+
+function toActor(r: ActorRow): Actor {
+  if (!isActorType(r.type)) throw new Error(`unknown actor type in database: ${r.type}`);
+  return {
+    id: r.id,
+    name: r.name,
+    type: r.type,
+    displayName: r.display_name,
+    roles: r.roles.filter(isRole),
+    municipalityCode: r.municipality_code,
+    prefectureCode: r.prefecture_code,
+    purposes: r.purposes,
+    status: r.status === 'suspended' ? 'suspended' : 'active',
+  };
+}
+
+export class ActorStore {
+  constructor(private readonly clock: Clock) {}
+
+  /** Validates the bindings each actor type needs, then inserts. */
+  async create(db: Queryable, input: NewActor): Promise<Actor> {
+    const roles = input.roles ?? [];
+    const problems: string[] = [];
+    if (!isActorType(input.type)) problems.push(`unknown actor type ${String(input.type)}`);
+    if (!/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/.test(input.name)) {
+      problems.push('name must be 1–64 characters of A–Z a–z 0–9 . _ - and start alphanumeric');
+    }
+    if (input.type === 'agencyOperator' && roles.length === 0) {
+      problems.push(`an agencyOperator needs at least one role (${OPERATOR_ROLES.join(', ')})`);
+    }
+    if (input.type !== 'agencyOperator' && roles.length > 0) {
+      problems.push('only agencyOperator actors have roles');
+    }
+    for (const r of roles) if (!isRole(r)) problems.push(`unknown role ${String(r)}`);
+    if (input.type === 'nationalAgency' && (input.purposes ?? []).length === 0) {
+      problems.push('a nationalAgency needs at least one legal purpose');
+    }
+    if (input.type !== 'nationalAgency' && (input.purposes ?? []).length > 0) {
+      problems.push('only nationalAgency actors have legal purposes');
+    }
+    let municipalityCode: string | null = null;
+    let prefectureCode: string | null = null;
+    let displayName = input.displayName ?? input.name;
+    if (input.type === 'municipality') {
+      if (!input.municipalityCode) problems.push('a municipality actor needs a municipality code');
+      else {
+        const lg = await db.query<{ prefecture_code: string; name: string; kind: string }>(
+          'SELECT prefecture_code, name, kind FROM local_governments WHERE code = $1',
+          [input.municipalityCode],
+        );
+        const row = lg.rows[0];
+        if (!row || row.kind === 'prefecture' || row.kind === 'designatedCity') {
+          problems.push(
+            `${input.municipalityCode} is not a municipality or ward that keeps a resident register`,
+          );
+        } else {
+          municipalityCode = input.municipalityCode;
+          prefectureCode = row.prefecture_code;
+          displayName = input.displayName ?? row.name;
+        }
+      }
+    } else if (input.municipalityCode) {
+      problems.push('only municipality actors are bound to a municipality code');
+    }
+    if (input.type === 'prefecture') {
+      const lg = await db.query<{ name: string }>(
+        "SELECT name FROM local_governments WHERE prefecture_code = $1 AND kind = 'prefecture'",
+        [input.prefectureCode ?? ''],
+      );
+      const row = lg.rows[0];
+      if (!row) problems.push('a prefecture actor needs a valid 2-digit prefecture code');
+      else {
+        prefectureCode = input.prefectureCode ?? null;
+        displayName = input.displayName ?? row.name;
+      }
+    } else if (input.prefectureCode && input.type !== 'municipality') {
+      problems.push('only prefecture actors are bound to a prefecture code');
+    }
+    if (problems.length > 0) {
+      throw new AppError('badRequest', 'actor.invalid', problems.join('; '));
+    }
+    const existing = await db.query('SELECT 1 FROM actors WHERE name = $1', [input.name]);
+    const nameTaken = () =>
+      new AppError('conflict', 'actor.name-taken', `an actor named ${input.name} exists`);
+    if (existing.rows.length > 0) throw nameTaken();
+    const id = randomUUID();
+    await db
+      .query(
+        `INSERT INTO actors (id, name, type, display_name, roles, municipality_code, prefecture_code,
+                             purposes, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+        [
+          id,
+          input.name,
+          input.type,
+          displayName,
+          roles,
+          municipalityCode,
+          prefectureCode,
+          input.purposes ?? [],
+          this.clock.now(),
+        ],
+      )
+      .catch((err: unknown) => {
+        // A concurrent create of the same name got in between the check above and this insert.
+        const e = err as { code?: unknown; constraint?: unknown };
+        throw e.code === '23505' && e.constraint === 'actors_name_key' ? nameTaken() : err;
+      });
+    const created = await this.byName(db, input.name);
+    if (!created) throw new Error('actor vanished after insert');
+    return created;
+  }
+
+  async byName(db: Queryable, name: string): Promise<Actor | null> {
+    const r = await db.query<ActorRow>(`SELECT ${ACTOR_COLUMNS} FROM actors a WHERE a.name = $1`, [
+      name,
+    ]);
+    return r.rows[0] ? toActor(r.rows[0]) : null;
+  }
+
+  async list(db: Queryable): Promise<Actor[]> {
+    const r = await db.query<ActorRow>(`SELECT ${ACTOR_COLUMNS} FROM actors a ORDER BY a.name`);
+    return r.rows.map(toActor);
+  }
+
+  /** Issues a new token for an actor; the clear token is returned once and never stored. */
+  async createToken(
+    db: Queryable,
+    actorId: string,
+    options: { label?: string; expiresAt?: Date } = {},
+  ): Promise<{ id: string; token: string }> {
+    const token = generateToken();
+    const id = randomUUID();
+    await db.query(
+      `INSERT INTO api_tokens (id, actor_id, token_hash, label, created_at, expires_at)
+       VALUES ($1, $2, $3, $4, $5, $6)`,
+      [id, actorId, hashToken(token), options.label ?? 'cli', this.clock.now(), options.expiresAt],
+    );
+    return { id, token };
+  }
+
+  async revokeToken(db: Queryable, tokenId: string): Promise<boolean> {
+    const r = await db.query(
+      'UPDATE api_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL',
+      [tokenId, this.clock.now()],
+    );
+    return r.rowCount > 0;
+  }
+
+  /** The active actor holding this token, or null for an unknown, expired or revoked one. */
+  async authenticate(db: Queryable, token: string): Promise<Actor | null> {
+    if (!token.startsWith(TOKEN_PREFIX) || token.length > 200) return null;
+    const r = await db.query<ActorRow>(
+      `SELECT ${ACTOR_COLUMNS}
+         FROM api_tokens t JOIN actors a ON a.id = t.actor_id
+        WHERE t.token_hash = $1 AND t.revoked_at IS NULL
+          AND (t.expires_at IS NULL OR t.expires_at > $2) AND a.status = 'active'`,
+      [hashToken(token), this.clock.now()],
+    );
+    return r.rows[0] ? toActor(r.rows[0]) : null;
+  }
+}

@@ -1,0 +1,221 @@
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { isValidMyNumber, isValidResidentCode } from '../src/numbering/check-digits.ts';
+import { MyNumberGenerator } from '../src/numbering/numbering.service.ts';
+import { createTestApp, type TestApp } from './support/app.ts';
+
+describe('resident codes and My Numbers through the API', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await createTestApp();
+  });
+  afterAll(async () => t.close());
+
+  const drawCodes = async (actor: string, count: number): Promise<string[]> => {
+    const r = await t.app.inject({
+      method: 'POST',
+      url: '/v1/registry/resident-codes',
+      headers: t.auth(actor),
+      payload: { count },
+    });
+    expect(r.statusCode).toBe(201);
+    return r.json<{ residentCodes: string[] }>().residentCodes;
+  };
+  const askMyNumber = (actor: string, payload: object) =>
+    t.app.inject({
+      method: 'POST',
+      url: '/v1/numbering/my-numbers',
+      headers: t.auth(actor),
+      payload,
+    });
+
+  it('hands out valid, never-repeated codes, refilling the pool', async () => {
+    const first = await drawCodes('municipality', 300);
+    const second = await drawCodes('municipality', 300);
+    const other = await drawCodes('municipality2', 50);
+    const all = [...first, ...second, ...other];
+    expect(new Set(all).size).toBe(all.length);
+    for (const c of all) expect(isValidResidentCode(c)).toBe(true);
+    const states = await t.database.db.query<{ state: string; n: number }>(
+      "SELECT state, count(*)::int AS n FROM resident_codes WHERE state = 'issued' GROUP BY state",
+    );
+    expect(states.rows[0]?.n).toBe(650);
+  });
+
+  it('shows no order by municipality: handed-out codes are not sorted', async () => {
+    const codes = await drawCodes('municipality', 100);
+    const sorted = [...codes].sort();
+    expect(codes).not.toEqual(sorted);
+    // Leading digits spread over the whole space, not a block per municipality.
+    expect(new Set(codes.map((c) => c[0])).size).toBeGreaterThan(5);
+  });
+
+  it('refuses bad counts and other actor types', async () => {
+    for (const count of [0, 1001, 2.5, '3']) {
+      const r = await t.app.inject({
+        method: 'POST',
+        url: '/v1/registry/resident-codes',
+        headers: t.auth('municipality'),
+        payload: { count },
+      });
+      expect(r.statusCode).toBe(400);
+    }
+    for (const actor of ['operator', 'prefecture', 'signatureVerifier', 'nationalAgency']) {
+      const r = await t.app.inject({
+        method: 'POST',
+        url: '/v1/registry/resident-codes',
+        headers: t.auth(actor),
+        payload: { count: 1 },
+      });
+      expect(r.statusCode).toBe(403);
+    }
+  });
+
+  it('generates a My Number once and returns the same one again', async () => {
+    const [code] = await drawCodes('municipality', 1);
+    const first = await askMyNumber('municipality', { residentCode: code });
+    expect(first.statusCode).toBe(201);
+    const { myNumber } = first.json<{ myNumber: string }>();
+    expect(isValidMyNumber(myNumber)).toBe(true);
+    const again = await askMyNumber('municipality', { residentCode: code });
+    expect(again.statusCode).toBe(200);
+    expect(again.json()).toEqual({ myNumber });
+    // The number is stored, never recomputed: it is in the table with its key and tweak.
+    const row = await t.database.db.query<{ tweak: number; key_label: string }>(
+      'SELECT tweak, key_label FROM my_numbers WHERE my_number = $1',
+      [myNumber],
+    );
+    expect(row.rows).toEqual([{ tweak: 0, key_label: 'numbering/my-number/1' }]);
+  });
+
+  it('never writes the My Number into the audit log', async () => {
+    const [code] = await drawCodes('municipality', 1);
+    const r = await askMyNumber('municipality', { residentCode: code });
+    const { myNumber } = r.json<{ myNumber: string }>();
+    const hits = await t.database.db.query(
+      `SELECT seq FROM audit_log WHERE action LIKE '%' || $1 || '%' OR subject = $1
+          OR details::text LIKE '%' || $1 || '%'`,
+      [myNumber],
+    );
+    expect(hits.rows).toEqual([]);
+    const entry = await t.database.db.query<{ action: string; subject: string }>(
+      "SELECT action, subject FROM audit_log WHERE action = 'numbering.my-number.generate' AND subject = $1",
+      [code],
+    );
+    expect(entry.rows).toHaveLength(1);
+  });
+
+  it('renumbers: a fresh number, the old one retired and never issued again', async () => {
+    const [code] = await drawCodes('municipality', 1);
+    const old = (await askMyNumber('municipality', { residentCode: code })).json<{
+      myNumber: string;
+    }>().myNumber;
+    const r = await askMyNumber('municipality', {
+      residentCode: code,
+      renumber: true,
+      reason: 'leaked (番号法第7条第2項)',
+    });
+    expect(r.statusCode).toBe(201);
+    const fresh = r.json<{ myNumber: string }>().myNumber;
+    expect(fresh).not.toBe(old);
+    expect(isValidMyNumber(fresh)).toBe(true);
+    const again = await askMyNumber('municipality', { residentCode: code });
+    expect(again.json()).toEqual({ myNumber: fresh });
+    const rows = await t.database.db.query<{ my_number: string; retired: boolean }>(
+      'SELECT my_number, retired_at IS NOT NULL AS retired FROM my_numbers WHERE generated_from = $1 ORDER BY tweak',
+      [code],
+    );
+    expect(rows.rows).toEqual([
+      { my_number: old, retired: true },
+      { my_number: fresh, retired: false },
+    ]);
+  });
+
+  it('refuses a renumber without a reason, or before any number exists', async () => {
+    const [code] = await drawCodes('municipality', 1);
+    const noReason = await askMyNumber('municipality', { residentCode: code, renumber: true });
+    expect(noReason.statusCode).toBe(400);
+    const early = await askMyNumber('municipality', {
+      residentCode: code,
+      renumber: true,
+      reason: 'x',
+    });
+    expect(early.statusCode).toBe(409);
+    expect(early.json()).toMatchObject({ code: 'my-number.not-issued' });
+  });
+
+  it('refuses codes that are unknown, pooled, of another municipality or badly checked', async () => {
+    const [theirs] = await drawCodes('municipality2', 1);
+    const other = await askMyNumber('municipality', { residentCode: theirs });
+    expect(other.statusCode).toBe(403);
+    expect(other.json()).toMatchObject({ code: 'resident-code.other-municipality' });
+
+    const pooled = await t.database.db.query<{ code: string }>(
+      "SELECT code FROM resident_codes WHERE state = 'pooled' AND municipality_code = '131016' LIMIT 1",
+    );
+    const p = await askMyNumber('municipality', { residentCode: pooled.rows[0]?.code });
+    expect(p.statusCode).toBe(409);
+    expect(p.json()).toMatchObject({ code: 'resident-code.not-issued' });
+
+    const unknown = await askMyNumber('municipality', { residentCode: '12345678903' });
+    expect([404, 409, 403]).toContain(unknown.statusCode);
+
+    const bad = await askMyNumber('municipality', { residentCode: '12345678904' });
+    expect(bad.statusCode).toBe(400);
+    expect(bad.json()).toMatchObject({ code: 'resident-code.bad-check-digit' });
+    // The error never echoes the submitted code.
+    expect(bad.body).not.toContain('12345678904');
+
+    const verifier = await askMyNumber('signatureVerifier', { residentCode: theirs });
+    expect(verifier.statusCode).toBe(403);
+  });
+
+  it('concurrent first requests for one code get one number', async () => {
+    const [code] = await drawCodes('municipality', 1);
+    const replies = await Promise.all(
+      Array.from({ length: 6 }, () => askMyNumber('municipality', { residentCode: code })),
+    );
+    const numbers = new Set(replies.map((r) => r.json<{ myNumber: string }>().myNumber));
+    expect(numbers.size).toBe(1);
+    expect(replies.filter((r) => r.statusCode === 201)).toHaveLength(1);
+  });
+});
+
+describe('My Number generation (番号法第8条)', () => {
+  const key = Buffer.alloc(32, 7);
+  const gen = new MyNumberGenerator(key);
+
+  it('is unique, valid and deterministic over a large sample of distinct codes', () => {
+    const seen = new Map<string, string>();
+    fc.assert(
+      fc.property(fc.stringMatching(/^[0-9]{10}$/), (body) => {
+        // Residents codes carry their own check digit; any 11-digit input must map 1:1.
+        const code = `${body}0`;
+        const n = gen.candidate(code, 0);
+        expect(isValidMyNumber(n)).toBe(true);
+        expect(gen.candidate(code, 0)).toBe(n);
+        const prior = seen.get(n);
+        if (prior !== undefined) expect(prior).toBe(code);
+        seen.set(n, code);
+      }),
+      { numRuns: 20_000 },
+    );
+  });
+
+  it('depends on the key and the attempt (tweak)', () => {
+    const other = new MyNumberGenerator(Buffer.alloc(32, 8));
+    const code = '12345678903';
+    expect(other.candidate(code, 0)).not.toBe(gen.candidate(code, 0));
+    expect(gen.candidate(code, 1)).not.toBe(gen.candidate(code, 0));
+  });
+
+  it('shows no regularity: consecutive resident codes give unrelated numbers', () => {
+    const codes = ['1234567890', '1234567891', '1234567892'].map((b) => `${b}0`);
+    const numbers = codes.map((c) => gen.candidate(c, 0));
+    // No shared 6-digit prefix and no constant difference between neighbours.
+    expect(new Set(numbers.map((n) => n.slice(0, 6))).size).toBe(3);
+    const d1 = BigInt(numbers[1] ?? '0') - BigInt(numbers[0] ?? '0');
+    const d2 = BigInt(numbers[2] ?? '0') - BigInt(numbers[1] ?? '0');
+    expect(d1).not.toBe(d2);
+  });
+});

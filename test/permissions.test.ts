@@ -1,0 +1,720 @@
+/**
+ * The permission matrix: for every route in `app.routeTable` and every test actor (plus an
+ * anonymous caller), the outcome the edge must produce. The table is explicit on purpose: a
+ * route added to the app without a row here, or a row for a route that no longer exists,
+ * fails the first test, so every new route forces a decision about who may call it.
+ */
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { Type } from '@sinclair/typebox';
+import { type App, createEdge, type EdgeDeps } from '../src/platform/http.ts';
+import { baseRecord, newResident } from './support/registry.ts';
+import { createTestApp, type TestApp } from './support/app.ts';
+import { sequence } from '../src/pki/der.ts';
+import { certIdFor } from '../src/pki/ocsp.ts';
+import { csrPem, mobileApplication, rsaKey, type TestKey } from './support/pki.ts';
+
+const CALLERS = [
+  'operator',
+  'opRegistry',
+  'opCa',
+  'opCards',
+  'opAuditor',
+  'prefecture',
+  'prefecture2',
+  'municipality',
+  'municipality2',
+  'nationalAgency',
+  'signatureVerifier',
+  'authVerifier',
+  'resident',
+  'anonymous',
+] as const;
+type Caller = (typeof CALLERS)[number];
+
+/**
+ * - `allow`: any status below 400;
+ * - `forbidden`: 403 `auth.forbidden` (actor type or role not granted);
+ * - `unauthorized`: 401 `auth.token-missing` (no credentials);
+ * - `deny:<code>`: 403 with that code (scope or domain permission rule).
+ */
+type Expectation = 'allow' | 'forbidden' | 'unauthorized' | `deny:${string}`;
+const A = 'allow';
+const F = 'forbidden';
+const U = 'unauthorized';
+const M = 'deny:auth.other-municipality';
+const T = 'deny:actor.type-not-permitted';
+const O = 'deny:resident-code.other-municipality';
+const P = 'deny:auth.other-prefecture';
+const V = 'deny:jpki.wrong-verifier';
+
+/** One expectation per caller, in the order of {@link CALLERS}. */
+type Row = [
+  Expectation,
+  Expectation,
+  Expectation,
+  Expectation,
+  Expectation,
+  Expectation,
+  Expectation,
+  Expectation,
+  Expectation,
+  Expectation,
+  Expectation,
+  Expectation,
+  Expectation,
+  Expectation,
+];
+
+interface Case {
+  /** `METHOD url-pattern`, exactly as in `app.routeTable`. */
+  route: string;
+  label: string;
+  url: (caller: Caller) => string;
+  body?: (caller: Caller) => Record<string, unknown> | unknown[] | Buffer;
+  expect: Row;
+}
+
+const MUNICIPALITY_CODE: Partial<Record<Caller, string>> = {
+  municipality: '131016',
+  municipality2: '141046',
+};
+/** The caller's own municipality (131016 for callers not bound to one). */
+const ownCode = (c: Caller): string => MUNICIPALITY_CODE[c] ?? '131016';
+/** A municipality the caller is not (141046 for callers not bound to one). */
+const otherCode = (c: Caller): string => (ownCode(c) === '131016' ? '141046' : '131016');
+
+const fixed = (url: string) => () => url;
+const register =
+  (type: string, extra: Record<string, unknown> = {}) =>
+  (caller: Caller): Record<string, unknown> => ({
+    name: `perm-${type}-${caller}`,
+    type,
+    ...extra,
+  });
+
+// prettier-ignore
+const CASES: Case[] = [
+  // columns: op=operator rg=opRegistry ca=opCa cd=opCards au=opAuditor pf=prefecture p2=prefecture2
+  //          mu=municipality m2=municipality2 na=nationalAgency sv=signatureVerifier
+  //          av=authVerifier rs=resident an=anonymous
+  //                                                                                            op rg ca cd au pf p2 mu m2 na sv av rs an
+  { route: 'GET /openapi.json', label: 'public', url: fixed('/openapi.json'),          expect: [A, A, A, A, A, A, A, A, A, A, A, A, A, A] },
+  { route: 'GET /healthz', label: 'public', url: fixed('/healthz'),                    expect: [A, A, A, A, A, A, A, A, A, A, A, A, A, A] },
+  { route: 'GET /readyz', label: 'public', url: fixed('/readyz'),                      expect: [A, A, A, A, A, A, A, A, A, A, A, A, A, A] },
+  { route: 'GET /v1/whoami', label: 'any actor', url: fixed('/v1/whoami'),             expect: [A, A, A, A, A, A, A, A, A, A, A, A, A, U] },
+  { route: 'GET /v1/local-governments', label: 'any actor',
+    url: fixed('/v1/local-governments?prefectureCode=13&limit=5'),                     expect: [A, A, A, A, A, A, A, A, A, A, A, A, A, U] },
+  { route: 'GET /v1/local-governments/:code', label: 'any actor',
+    url: fixed('/v1/local-governments/131016'),                                        expect: [A, A, A, A, A, A, A, A, A, A, A, A, A, U] },
+  { route: 'GET /v1/actors', label: 'operators', url: fixed('/v1/actors'),             expect: [A, A, A, A, A, F, F, F, F, F, F, F, F, U] },
+  { route: 'GET /v1/actors/:name', label: 'operators',
+    url: fixed('/v1/actors/municipality'),                                             expect: [A, A, A, A, A, F, F, F, F, F, F, F, F, U] },
+  { route: 'POST /v1/actors', label: 'register a municipality', url: fixed('/v1/actors'),
+    body: register('municipality', { municipalityCode: '131016' }),                    expect: [A, A, T, F, F, F, F, F, F, F, F, F, F, U] },
+  { route: 'POST /v1/actors', label: 'register a prefecture', url: fixed('/v1/actors'),
+    body: register('prefecture', { prefectureCode: '13' }),                            expect: [A, A, T, F, F, F, F, F, F, F, F, F, F, U] },
+  { route: 'POST /v1/actors', label: 'register a national agency', url: fixed('/v1/actors'),
+    body: register('nationalAgency', { purposes: ['pensionBenefits'] }),               expect: [A, A, T, F, F, F, F, F, F, F, F, F, F, U] },
+  { route: 'POST /v1/actors', label: 'register a resident', url: fixed('/v1/actors'),
+    body: register('resident'),                                                        expect: [A, A, T, F, F, F, F, F, F, F, F, F, F, U] },
+  { route: 'POST /v1/actors', label: 'register a signature verifier', url: fixed('/v1/actors'),
+    body: register('signatureVerifier'),                                               expect: [A, T, A, F, F, F, F, F, F, F, F, F, F, U] },
+  { route: 'POST /v1/actors', label: 'register an authentication verifier', url: fixed('/v1/actors'),
+    body: register('authVerifier'),                                                    expect: [A, T, A, F, F, F, F, F, F, F, F, F, F, U] },
+  { route: 'POST /v1/actors', label: 'register an agency operator (CLI only)', url: fixed('/v1/actors'),
+    body: register('agencyOperator'),                                                  expect: [T, T, T, F, F, F, F, F, F, F, F, F, F, U] },
+  { route: 'GET /v1/audit/entries', label: 'auditors', url: fixed('/v1/audit/entries?limit=5'),
+                                                                                       expect: [A, F, F, F, A, F, F, F, F, F, F, F, F, U] },
+  { route: 'GET /v1/municipalities/:municipalityCode/audit-entries', label: 'own municipality',
+    url: (c) => `/v1/municipalities/${ownCode(c)}/audit-entries`,                      expect: [A, F, F, F, A, F, F, A, A, F, F, F, F, U] },
+  { route: 'GET /v1/municipalities/:municipalityCode/audit-entries', label: 'another municipality',
+    url: (c) => `/v1/municipalities/${otherCode(c)}/audit-entries`,                    expect: [A, F, F, F, A, F, F, M, M, F, F, F, F, U] },
+  { route: 'GET /v1/audit/verification', label: 'auditors', url: fixed('/v1/audit/verification'),
+                                                                                       expect: [A, F, F, F, A, F, F, F, F, F, F, F, F, U] },
+  { route: 'POST /v1/registry/resident-codes', label: 'municipalities draw codes',
+    url: fixed('/v1/registry/resident-codes'), body: () => ({ count: 2 }),               expect: [F, F, F, F, F, F, F, A, A, F, F, F, F, U] },
+  { route: 'POST /v1/numbering/my-numbers', label: 'own code',
+    url: fixed('/v1/numbering/my-numbers'), body: (c) => ({ residentCode: issuedCode(c, 'own') }),
+                                                                                       expect: [F, F, F, F, F, F, F, A, A, F, F, F, F, U] },
+  { route: 'POST /v1/numbering/my-numbers', label: 'another municipality’s code',
+    url: fixed('/v1/numbering/my-numbers'), body: (c) => ({ residentCode: issuedCode(c, 'other') }),
+                                                                                       expect: [F, F, F, F, F, F, F, O, O, F, F, F, F, U] },
+  { route: 'POST /v1/registry/notifications', label: 'for own municipality (prefecture relays)',
+    url: fixed('/v1/registry/notifications'), body: (c) => birthOf(ownCode(c)),        expect: [F, F, F, F, F, A, P, A, A, F, F, F, F, U] },
+  { route: 'POST /v1/registry/notifications', label: 'for another municipality',
+    url: fixed('/v1/registry/notifications'), body: (c) => birthOf(otherCode(c)),      expect: [F, F, F, F, F, P, A, M, M, F, F, F, F, U] },
+  { route: 'POST /v1/registry/notifications::batch', label: 'batch for own municipality (prefecture relays)',
+    url: fixed('/v1/registry/notifications:batch'), body: (c) => [birthOf(ownCode(c))], expect: [F, F, F, F, F, A, P, A, A, F, F, F, F, U] },
+  { route: 'POST /v1/registry/notifications::batch', label: 'batch for another municipality',
+    url: fixed('/v1/registry/notifications:batch'), body: (c) => [birthOf(otherCode(c))], expect: [F, F, F, F, F, P, A, M, M, F, F, F, F, U] },
+  { route: 'GET /v1/registry/identity-records/:residentCode', label: 'holder and operators',
+    url: (c) => `/v1/registry/identity-records/${BORN[ownCode(c)]?.residentCode ?? ''}`, expect: [A, A, F, F, A, F, F, A, A, F, F, F, F, U] },
+  { route: 'POST /v1/registry/supplement-notifications', label: 'for own municipality (prefecture relays)',
+    url: fixed('/v1/registry/supplement-notifications'), body: (c) => supplementEntryOf(ownCode(c)),
+                                                                                       expect: [F, F, F, F, F, A, P, A, A, F, F, F, F, U] },
+  { route: 'POST /v1/registry/supplement-notifications', label: 'for another municipality',
+    url: fixed('/v1/registry/supplement-notifications'), body: (c) => supplementEntryOf(otherCode(c)),
+                                                                                       expect: [F, F, F, F, F, P, A, M, M, F, F, F, F, U] },
+  { route: 'GET /v1/registry/supplement-records/:residentCode', label: 'keeping municipality and operators',
+    url: (c) => `/v1/registry/supplement-records/${BORN[ownCode(c)]?.residentCode ?? ''}`, expect: [A, A, F, F, A, F, F, A, A, F, F, F, F, U] },
+  { route: 'GET /v1/registry/error-notices', label: 'prefectures (own) and operators',
+    url: fixed('/v1/registry/error-notices'),                                          expect: [A, A, F, F, A, A, A, F, F, F, F, F, F, U] },
+  { route: 'GET /v1/registry/error-notices', label: 'another prefecture’s',
+    url: fixed('/v1/registry/error-notices?prefectureCode=13'),                        expect: [A, A, F, F, A, A, P, F, F, F, F, F, F, U] },
+  { route: 'POST /v1/registry/error-notices/:id/acknowledgement', label: 'the addressed prefecture',
+    url: (c) => `/v1/registry/error-notices/${NOTICE[c === 'prefecture2' ? '14' : '13'] ?? ''}/acknowledgement`,
+                                                                                       expect: [F, F, F, F, F, A, A, F, F, F, F, F, F, U] },
+  { route: 'GET /v1/jpki/ca', label: 'public trust anchors', url: fixed('/v1/jpki/ca'), expect: [A, A, A, A, A, A, A, A, A, A, A, A, A, A] },
+  { route: 'GET /v1/jpki/announcements', label: 'public 公示', url: fixed('/v1/jpki/announcements'),
+                                                                                       expect: [A, A, A, A, A, A, A, A, A, A, A, A, A, A] },
+  { route: 'POST /v1/jpki/certificates/:serial/revocation', label: 'holder’s municipality and CA operators',
+    url: (c) => `/v1/jpki/certificates/${REVOCABLE[c] ?? REVOCABLE['municipality'] ?? ''}/revocation`,
+    body: () => ({ reason: 'request' }),                                               expect: [A, F, A, F, F, F, F, A, A, F, F, F, F, U] },
+  { route: 'POST /v1/jpki/mobile-certificates', label: 'public: authenticated by the card signing key',
+    url: fixed('/v1/jpki/mobile-certificates'), body: () => mobileBody(),              expect: [A, A, A, A, A, A, A, A, A, A, A, A, A, A] },
+  { route: 'POST /v1/jpki/certificates', label: 'the resident’s municipality',
+    url: fixed('/v1/jpki/certificates'), body: (c) => cardIssuanceFor(ownCode(c)),     expect: [F, F, F, F, F, F, F, A, A, F, F, F, F, U] },
+  { route: 'POST /v1/jpki/crls/publication', label: 'CA operators',
+    url: fixed('/v1/jpki/crls/publication'),                                           expect: [A, F, A, F, F, F, F, F, F, F, F, F, F, U] },
+  { route: 'GET /crl/:kind/:file', label: 'signing CRL: signature verifiers and CA operators',
+    url: fixed('/crl/sign/131016.crl'),                                                expect: [A, F, A, F, F, F, F, F, F, F, A, V, F, U] },
+  { route: 'POST /ocsp/:kind', label: 'authentication OCSP: authentication verifiers and CA operators',
+    url: fixed('/ocsp/auth'), body: () => ocspBody(),                                  expect: [A, F, A, F, F, F, F, F, F, F, V, A, F, U] },
+  { route: 'GET /ocsp/:kind/*', label: 'signing OCSP by GET: signature verifiers and CA operators',
+    url: () => `/ocsp/sign/${encodeURIComponent(OCSP_GET.request)}`,                    expect: [A, F, A, F, F, F, F, F, F, F, A, V, F, U] },
+];
+
+/** A certificate per allowed caller, revoked by that caller (its holder lives where it acts). */
+const REVOCABLE: Partial<Record<Caller, string>> = {};
+/** The card signing key and certificate of 131016's resident, for smartphone applications. */
+const CARD: { key?: TestKey; certificate?: string } = {};
+/** A DER OCSP request (raw for POST, base64 for GET). */
+const OCSP_GET = { request: '' };
+let ocspDer: Buffer = Buffer.alloc(0);
+let mobileBody: () => Record<string, string> = () => ({});
+const ocspBody = (): Buffer => ocspDer;
+const cardIssuanceFor = (municipalityCode: string) => ({
+  kind: 'auth',
+  medium: 'card',
+  residentCode: BORN[municipalityCode]?.residentCode ?? '',
+  csr: csrPem(rsaKey()),
+});
+
+/** A 附票 entry at `municipalityCode` for the person born there (the identity rows run first). */
+const supplementEntryOf = (municipalityCode: string) => {
+  const r = BORN[municipalityCode];
+  if (!r) throw new Error('residents were not prepared');
+  const record: Record<string, unknown> = { ...baseRecord(r) };
+  delete record['myNumber'];
+  return { municipalityCode, sequence: 1, changeReason: 'entry', changeDate: '2026-03-20', record };
+};
+
+/** An open error notice per prefecture, raised before the matrix runs. */
+const NOTICE: Record<string, string> = {};
+
+/** A resident per municipality with code and My Number, ready to be registered. */
+const BORN: Record<string, { residentCode: string; myNumber: string }> = {};
+const birthOf = (municipalityCode: string) => {
+  const r = BORN[municipalityCode];
+  if (!r) throw new Error('residents were not prepared');
+  return {
+    municipalityCode,
+    sequence: 1,
+    changeReason: 'birth',
+    changeDate: '2026-03-20',
+    record: { ...baseRecord(r) },
+  };
+};
+
+/** Resident codes handed out to each municipality before the matrix runs. */
+const ISSUED: Record<string, string> = {};
+const issuedCode = (c: Caller, whose: 'own' | 'other'): string => {
+  const mine = c === 'municipality2' ? '141046' : '131016';
+  const code = ISSUED[whose === 'own' ? mine : mine === '131016' ? '141046' : '131016'];
+  if (!code) throw new Error('resident codes were not prepared');
+  return code;
+};
+
+const PROBLEM_JSON = /^application\/problem\+json/;
+const routeKey = (r: { method: string; url: string }): string => `${r.method} ${r.url}`;
+const isDocs = (url: string): boolean => url === '/docs' || url.startsWith('/docs/');
+
+interface Observed {
+  route: string;
+  label: string;
+  caller: Caller;
+  status: number;
+  code: string | undefined;
+  requestId: string;
+}
+
+describe('permission matrix', () => {
+  let t: TestApp;
+  const observed: Observed[] = [];
+
+  beforeAll(async () => {
+    t = await createTestApp({ jpki: true });
+    for (const [actor, code] of [
+      ['municipality', '131016'],
+      ['municipality2', '141046'],
+    ] as const) {
+      const r = await t.app.inject({
+        method: 'POST',
+        url: '/v1/registry/resident-codes',
+        headers: t.auth(actor),
+        payload: { count: 1 },
+      });
+      ISSUED[code] = r.json<{ residentCodes: string[] }>().residentCodes[0] ?? '';
+      BORN[code] = await newResident(t, actor);
+    }
+    for (const code of ['131016', '141046']) {
+      await t.services.errorNotices.raise(t.database.db, {
+        kind: 'doubleRegistration',
+        municipalityCode: code,
+        residentCodes: [BORN[code]?.residentCode ?? ''],
+        detail: 'permission-matrix probe',
+        sourceKey: `probe:${code}`,
+      });
+      const r = await t.database.db.query<{ id: string }>(
+        'SELECT id FROM error_notices WHERE municipality_code = $1',
+        [code],
+      );
+      NOTICE[code.slice(0, 2)] = r.rows[0]?.id ?? '';
+    }
+    await prepareJpki();
+  });
+
+  /** Residents with certificates for the JPKI rows (registered before the matrix replays). */
+  async function prepareJpki(): Promise<void> {
+    const notify = async (actor: string, body: Record<string, unknown>): Promise<void> => {
+      const r = await t.app.inject({
+        method: 'POST',
+        url: '/v1/registry/notifications',
+        headers: t.auth(actor),
+        payload: body,
+      });
+      expect(r.statusCode, r.body).toBeLessThan(300);
+    };
+    const issue = async (actor: string, residentCode: string, kind: string, key: TestKey) => {
+      const r = await t.app.inject({
+        method: 'POST',
+        url: '/v1/jpki/certificates',
+        headers: t.auth(actor),
+        payload: { kind, medium: 'card', residentCode, publicKey: key.publicKeyPem },
+      });
+      expect(r.statusCode, r.body).toBe(201);
+      return r.json<{ serial: string; certificate: string }>();
+    };
+    await notify('municipality', birthOf('131016'));
+    await notify('municipality2', birthOf('141046'));
+    const holders: [Caller, string, string][] = [
+      ['municipality', 'municipality', '131016'],
+      ['opCa', 'municipality', '131016'],
+      ['operator', 'municipality', '131016'],
+      ['municipality2', 'municipality2', '141046'],
+    ];
+    const sequenceOf: Record<string, number> = { '131016': 1, '141046': 1 };
+    for (const [caller, actor, code] of holders) {
+      const r = await newResident(t, actor);
+      const seq = (sequenceOf[code] = (sequenceOf[code] ?? 1) + 1);
+      await notify(actor, {
+        municipalityCode: code,
+        sequence: seq,
+        changeReason: 'birth',
+        changeDate: '2026-03-20',
+        record: {
+          ...baseRecord(r),
+          name: `権限\u3000試験${'一二三四五'[seq] ?? ''}`,
+          birthDate: `2026-03-0${seq}`,
+        },
+      });
+      REVOCABLE[caller] = (await issue(actor, r.residentCode, 'auth', rsaKey())).serial;
+    }
+    const holder = BORN['131016']!;
+    CARD.key = rsaKey();
+    CARD.certificate = (
+      await issue('municipality', holder.residentCode, 'sign', CARD.key)
+    ).certificate;
+    mobileBody = () =>
+      mobileApplication({
+        kind: 'sign',
+        phone: rsaKey(),
+        cardKey: CARD.key!.privateKey,
+        cardCertificate: CARD.certificate!,
+        record: baseRecord(holder),
+        signedAt: t.clock.now(),
+      });
+    const db = t.database.db;
+    const authCa = await t.services.jpki.cas.current(db, 'auth');
+    const signCa = await t.services.jpki.cas.current(db, 'sign');
+    const request = (ca: { subject: Buffer; spki: Buffer }, serial: string): Buffer =>
+      sequence(
+        sequence(sequence(sequence(certIdFor(ca.subject, ca.spki, BigInt(serial), 'sha1').certId))),
+      );
+    ocspDer = request(authCa, REVOCABLE['municipality'] ?? '1');
+    OCSP_GET.request = request(signCa, '1').toString('base64');
+  }
+  afterAll(async () => t.close());
+
+  const headersFor = (caller: Caller): Record<string, string> =>
+    caller === 'anonymous' ? {} : t.auth(caller);
+
+  it('covers exactly the routes the app registers, and exactly the test actors', () => {
+    const registered = new Set(
+      t.app.routeTable.filter((r) => !isDocs(r.url)).map((r) => routeKey(r)),
+    );
+    const tabled = new Set(CASES.map((c) => c.route));
+    const missing = [...registered].filter((r) => !tabled.has(r));
+    const stale = [...tabled].filter((r) => !registered.has(r));
+    expect({ missingFromTable: missing, notARouteAnyMore: stale }).toEqual({
+      missingFromTable: [],
+      notARouteAnyMore: [],
+    });
+    expect(Object.keys(t.tokens).sort()).toEqual(CALLERS.filter((c) => c !== 'anonymous').sort());
+    // Only swagger-ui's own assets go without an access rule.
+    for (const r of t.app.routeTable) {
+      if (!isDocs(r.url)) expect(r.access, routeKey(r)).not.toBeNull();
+    }
+  });
+
+  it('agrees with each route’s declared rule: public rows allow everyone, others need a token', () => {
+    for (const c of CASES) {
+      const entry = t.app.routeTable.find((r) => routeKey(r) === c.route);
+      const isPublic = entry?.access?.public === true;
+      const anonymous = c.expect[CALLERS.indexOf('anonymous')];
+      expect(anonymous, `${c.route} (${c.label})`).toBe(isPublic ? 'allow' : 'unauthorized');
+      if (isPublic)
+        expect(
+          c.expect.every((e) => e === 'allow'),
+          c.route,
+        ).toBe(true);
+    }
+  });
+
+  it.each(CASES.map((c) => [`${c.route} — ${c.label}`, c] as const))('%s', async (_name, c) => {
+    const method = c.route.split(' ')[0] as 'GET' | 'POST';
+    const mismatches: string[] = [];
+    for (const [i, caller] of CALLERS.entries()) {
+      const expected = c.expect[i];
+      const body = c.body?.(caller);
+      const res = await t.app.inject({
+        method,
+        url: c.url(caller),
+        headers: {
+          ...headersFor(caller),
+          ...(Buffer.isBuffer(body) ? { 'content-type': 'application/ocsp-request' } : {}),
+        },
+        ...(body ? { payload: body } : {}),
+      });
+      const isProblem = PROBLEM_JSON.test(String(res.headers['content-type']));
+      const json = isProblem ? res.json<{ code?: string; requestId?: string }>() : {};
+      observed.push({
+        route: c.route,
+        label: c.label,
+        caller,
+        status: res.statusCode,
+        code: json.code,
+        requestId: String(res.headers['x-request-id']),
+      });
+      const got =
+        res.statusCode < 400
+          ? 'allow'
+          : res.statusCode === 401 && json.code === 'auth.token-missing'
+            ? 'unauthorized'
+            : res.statusCode === 403 && json.code === 'auth.forbidden'
+              ? 'forbidden'
+              : res.statusCode === 403
+                ? `deny:${json.code}`
+                : `status ${res.statusCode} ${json.code ?? res.body.slice(0, 200)}`;
+      if (got !== expected) mismatches.push(`${caller}: expected ${expected}, got ${got}`);
+      if (res.statusCode === 401 || res.statusCode === 403) {
+        if (!isProblem) mismatches.push(`${caller}: ${res.statusCode} is not problem+json`);
+        if (json.requestId !== res.headers['x-request-id']) {
+          mismatches.push(`${caller}: problem requestId does not match x-request-id`);
+        }
+      }
+      if (res.statusCode === 401 && res.headers['www-authenticate'] !== 'Bearer realm="kiban"') {
+        mismatches.push(`${caller}: 401 without WWW-Authenticate`);
+      }
+    }
+    expect(mismatches).toEqual([]);
+  });
+
+  it('records every 403 in the audit log as denied, under the caller, and nothing else', async () => {
+    expect(observed.length).toBe(CASES.length * CALLERS.length);
+    const denied = await t.database.db.query<{
+      request_id: string;
+      actor_name: string;
+      action: string;
+    }>("SELECT request_id, actor_name, action FROM audit_log WHERE outcome = 'denied'");
+    const byRequest = new Map(denied.rows.map((r) => [r.request_id, r]));
+    const forbidden = observed.filter((o) => o.status === 403);
+    expect(forbidden.length).toBeGreaterThan(50);
+    const unaudited = forbidden
+      .filter((o) => byRequest.get(o.requestId)?.actor_name !== o.caller)
+      .map((o) => `${o.route} (${o.label}) as ${o.caller}: ${o.code}`);
+    expect(unaudited).toEqual([]);
+    for (const o of forbidden) {
+      expect(byRequest.get(o.requestId)?.action).toBe(o.route);
+    }
+    const wronglyDenied = observed
+      .filter((o) => o.status !== 403 && byRequest.has(o.requestId))
+      .map((o) => `${o.route} as ${o.caller}`);
+    expect(wronglyDenied).toEqual([]);
+  });
+
+  it('HEAD on a protected GET route is no way around authentication', async () => {
+    for (const c of CASES.filter((x) => x.route.startsWith('GET ') && x.expect[13] === U)) {
+      const res = await t.app.inject({ method: 'HEAD', url: c.url('anonymous') });
+      expect(res.statusCode, c.route).toBe(401);
+      const forbidden = await t.app.inject({
+        method: 'HEAD',
+        url: c.url('resident'),
+        headers: t.auth('resident'),
+      });
+      const residentExpect = c.expect[CALLERS.indexOf('resident')];
+      expect(forbidden.statusCode, c.route).toBe(residentExpect === A ? 200 : 403);
+    }
+  });
+});
+
+describe('authentication failures', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    t = await createTestApp();
+  });
+  afterAll(async () => t.close());
+
+  async function whoami(authorization?: string) {
+    const res = await t.app.inject({
+      url: '/v1/whoami',
+      headers: authorization === undefined ? {} : { authorization },
+    });
+    const problem = res.statusCode >= 400 ? res.json<{ code: string; requestId?: string }>() : null;
+    if (problem) {
+      expect(res.headers['content-type']).toMatch(PROBLEM_JSON);
+      expect(problem.requestId).toBe(res.headers['x-request-id']);
+    }
+    if (res.statusCode === 401) {
+      expect(res.headers['www-authenticate']).toBe('Bearer realm="kiban"');
+    }
+    return { status: res.statusCode, code: problem?.code };
+  }
+
+  it('refuses an unknown token as auth.token-invalid', async () => {
+    expect(await whoami(`Bearer kbn_${'A'.repeat(43)}`)).toEqual({
+      status: 401,
+      code: 'auth.token-invalid',
+    });
+    expect(await whoami('Bearer not-a-kiban-token')).toEqual({
+      status: 401,
+      code: 'auth.token-invalid',
+    });
+    // A real token with one character changed.
+    const real = t.tokens['municipality'] ?? '';
+    const flipped = real.slice(0, -1) + (real.endsWith('A') ? 'B' : 'A');
+    expect(await whoami(`Bearer ${flipped}`)).toEqual({ status: 401, code: 'auth.token-invalid' });
+  });
+
+  it('treats an Authorization header that is not a bearer token as missing', async () => {
+    const token = t.tokens['municipality'] ?? '';
+    for (const header of ['Basic bXVuaTpwYXNz', token, 'Bearer', 'Bearer ', `Bearer ${token} x`]) {
+      expect(await whoami(header), header).toEqual({ status: 401, code: 'auth.token-missing' });
+    }
+    expect(await whoami()).toEqual({ status: 401, code: 'auth.token-missing' });
+    // The scheme is case-insensitive (RFC 9110 §11.1).
+    expect(await whoami(`bearer ${token}`)).toEqual({ status: 200, code: undefined });
+  });
+
+  it('refuses a revoked token', async () => {
+    const actor = await t.services.actors.byName(t.database.db, 'municipality');
+    const { id, token } = await t.services.actors.createToken(t.database.db, actor?.id ?? '', {
+      label: 'to-revoke',
+    });
+    expect(await whoami(`Bearer ${token}`)).toEqual({ status: 200, code: undefined });
+    expect(await t.services.actors.revokeToken(t.database.db, id)).toBe(true);
+    expect(await whoami(`Bearer ${token}`)).toEqual({ status: 401, code: 'auth.token-invalid' });
+    // The actor's other token is unaffected.
+    expect(await whoami(t.auth('municipality').authorization)).toEqual({
+      status: 200,
+      code: undefined,
+    });
+  });
+
+  it('refuses an expired token', async () => {
+    const actor = await t.services.actors.byName(t.database.db, 'municipality2');
+    const start = t.clock.now();
+    const { token } = await t.services.actors.createToken(t.database.db, actor?.id ?? '', {
+      label: 'short-lived',
+      expiresAt: new Date(start.getTime() + 3_600_000),
+    });
+    try {
+      expect(await whoami(`Bearer ${token}`)).toEqual({ status: 200, code: undefined });
+      t.clock.advance(3_600_000);
+      expect(await whoami(`Bearer ${token}`)).toEqual({
+        status: 401,
+        code: 'auth.token-invalid',
+      });
+    } finally {
+      t.clock.set(start);
+    }
+  });
+
+  it('answers 500, never a success, when a denial cannot be audited', async () => {
+    const spy = vi
+      .spyOn(t.services.audit, 'append')
+      .mockRejectedValue(new Error('audit store down'));
+    try {
+      // Refused by the edge (role) and by the handler (actor type): both stay refused.
+      const byEdge = await t.app.inject({ url: '/v1/actors', headers: t.auth('resident') });
+      const byHandler = await t.app.inject({
+        method: 'POST',
+        url: '/v1/actors',
+        headers: t.auth('opCa'),
+        payload: { name: 'never-created', type: 'resident' },
+      });
+      for (const res of [byEdge, byHandler]) {
+        expect(res.statusCode).toBe(500);
+        expect(res.json<{ code: string }>().code).toBe('internal');
+        expect(res.body).not.toContain('audit store down');
+      }
+    } finally {
+      spy.mockRestore();
+    }
+    expect(await t.services.actors.byName(t.database.db, 'never-created')).toBeNull();
+  });
+
+  it('refuses the token of a suspended actor', async () => {
+    const actor = await t.services.actors.create(t.database.db, {
+      name: 'suspendedTown',
+      type: 'municipality',
+      municipalityCode: '141046',
+    });
+    const { token } = await t.services.actors.createToken(t.database.db, actor.id);
+    expect(await whoami(`Bearer ${token}`)).toEqual({ status: 200, code: undefined });
+    await t.database.db.query("UPDATE actors SET status = 'suspended' WHERE id = $1", [actor.id]);
+    expect(await whoami(`Bearer ${token}`)).toEqual({ status: 401, code: 'auth.token-invalid' });
+  });
+});
+
+/**
+ * No route registered so far lets a prefecture act for a municipality, so the edge's scope
+ * check is exercised for prefectures on probe routes of a separately built edge that shares
+ * the test database, actor store and audit log.
+ */
+describe('scope enforcement on the edge', () => {
+  let t: TestApp;
+  let probe: App;
+  const edgeDeps = (): EdgeDeps => ({
+    db: t.database.db,
+    actors: t.services.actors,
+    audit: t.services.audit,
+    logLevel: 'silent',
+    bodyLimitBytes: 4096,
+    publicUrl: 'http://127.0.0.1:0',
+    version: 'test',
+  });
+  beforeAll(async () => {
+    t = await createTestApp();
+    probe = await createEdge(edgeDeps());
+    const grants = ['prefecture', 'municipality'] as const;
+    probe.get(
+      '/probe/municipalities/:municipalityCode',
+      {
+        config: {
+          access: {
+            grants,
+            scope: (r) => ({
+              municipalityCode: (r.params as { municipalityCode: string }).municipalityCode,
+            }),
+          },
+        },
+        schema: { params: Type.Object({ municipalityCode: Type.String() }) },
+      },
+      async () => ({ ok: true }),
+    );
+    probe.post(
+      '/probe/prefecture-requests',
+      {
+        config: {
+          access: {
+            grants,
+            scope: (r) => ({
+              prefectureCode: (r.body as { prefectureCode: string }).prefectureCode,
+            }),
+          },
+        },
+        schema: { body: Type.Object({ prefectureCode: Type.String() }) },
+      },
+      async () => ({ ok: true }),
+    );
+    await probe.ready();
+  });
+  afterAll(async () => {
+    await probe.close();
+    await t.close();
+  });
+
+  it('refuses to register a route without an access rule', async () => {
+    const other = await createEdge({ ...edgeDeps(), logLevel: 'silent' });
+    try {
+      expect(() => other.get('/probe/unguarded', async () => ({}))).toThrow(
+        /GET \/probe\/unguarded declares no access rule/,
+      );
+    } finally {
+      await other.close();
+    }
+  });
+
+  async function call(actor: string, url: string, body?: Record<string, unknown>) {
+    const res = await probe.inject({
+      method: body ? 'POST' : 'GET',
+      url,
+      headers: t.auth(actor),
+      ...(body ? { payload: body } : {}),
+    });
+    const json = res.json<{ code?: string; requestId?: string }>();
+    if (res.statusCode === 403) {
+      expect(res.headers['content-type']).toMatch(PROBLEM_JSON);
+      expect(json.requestId).toBe(res.headers['x-request-id']);
+      const audit = await t.database.db.query<{ outcome: string; actor_name: string }>(
+        'SELECT outcome, actor_name FROM audit_log WHERE request_id = $1',
+        [json.requestId],
+      );
+      expect(audit.rows).toEqual([{ outcome: 'denied', actor_name: actor }]);
+    }
+    return res.statusCode === 403 ? `403 ${json.code}` : String(res.statusCode);
+  }
+
+  it('lets a prefecture act only for municipalities inside it', async () => {
+    const m = (code: string) => `/probe/municipalities/${code}`;
+    expect(await call('prefecture', m('131016'))).toBe('200');
+    expect(await call('prefecture', m('141046'))).toBe('403 auth.other-prefecture');
+    expect(await call('prefecture2', m('141046'))).toBe('200');
+    expect(await call('prefecture2', m('131016'))).toBe('403 auth.other-prefecture');
+  });
+
+  it('lets a municipality act only for itself', async () => {
+    const m = (code: string) => `/probe/municipalities/${code}`;
+    expect(await call('municipality', m('131016'))).toBe('200');
+    expect(await call('municipality', m('141046'))).toBe('403 auth.other-municipality');
+    // Same prefecture, different municipality (千代田区 vs 中央区): still refused.
+    expect(await call('municipality', m('131024'))).toBe('403 auth.other-municipality');
+    expect(await call('municipality2', m('131016'))).toBe('403 auth.other-municipality');
+  });
+
+  it('reads the scope from the validated body as well', async () => {
+    const url = '/probe/prefecture-requests';
+    expect(await call('prefecture', url, { prefectureCode: '13' })).toBe('200');
+    expect(await call('prefecture', url, { prefectureCode: '14' })).toBe(
+      '403 auth.other-prefecture',
+    );
+    expect(await call('municipality', url, { prefectureCode: '13' })).toBe('200');
+    expect(await call('municipality', url, { prefectureCode: '14' })).toBe(
+      '403 auth.other-prefecture',
+    );
+    expect(await call('municipality2', url, { prefectureCode: '13' })).toBe(
+      '403 auth.other-prefecture',
+    );
+  });
+});
