@@ -37,6 +37,9 @@ import { RevocationService } from './jpki/revocation.ts';
 import { Pkcs11Token } from './pki/pkcs11.ts';
 import type { AuditActor } from './platform/audit.ts';
 import { SupplementService, SupplementStore } from './registry/supplement.service.ts';
+import { ProvisionLedger } from './verifiers/provisions.ts';
+import { VerifierService } from './verifiers/verifiers.service.ts';
+import { verifierRoutes } from './verifiers/verifiers.routes.ts';
 
 export const VERSION: string = (
   JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
@@ -59,6 +62,10 @@ export interface Services {
   supplement: SupplementService;
   errorNotices: ErrorNoticeService;
   jpki: JpkiServices;
+  /** 署名検証者等 / 利用者証明検証者: registration, credentials, standing. */
+  verifiers: VerifierService;
+  /** Provision counts per verifier (OCSP/CRL buffered, flushed every second and on close). */
+  provisions: ProvisionLedger;
   /** Releases what the services hold outside the database (the HSM session). */
   close: () => Promise<void>;
 }
@@ -134,6 +141,11 @@ export function buildServices(options: BuildOptions, log: Log = () => undefined)
     },
   );
   const ocsp = new OcspResponderService(clock, config, cas, keys);
+  const actors = new ActorStore(clock);
+  const provisions = new ProvisionLedger(clock, db, (err) =>
+    log('error', 'provision counts not flushed; retrying', { err: safeErrorForLog(err) }),
+  );
+  const verifiers = new VerifierService(clock, audit, actors);
   return {
     config,
     db,
@@ -151,10 +163,12 @@ export function buildServices(options: BuildOptions, log: Log = () => undefined)
     ),
     errorNotices,
     jpki: { cas, issuance, revocations, crls, ocsp, registryRevocation },
+    verifiers,
+    provisions,
     close: async () => {
       await hsm?.close();
     },
-    actors: new ActorStore(clock),
+    actors,
     audit,
     outbox: new OutboxRunner(consumers, config.outboxIdleMs, (err) =>
       log('error', 'outbox runner error', { err: safeErrorForLog(err) }),
@@ -182,6 +196,7 @@ export async function buildApp(options: BuildOptions): Promise<{ app: App; servi
   await supplementRoutes(app, services);
   await errorNoticeRoutes(app, services);
   await jpkiRoutes(app, services);
+  await verifierRoutes(app, services);
   // A registry change is delivered to its consumers (JPKI revocation) at once, not after the
   // runner's idle sleep.
   app.addHook('onResponse', async (request, reply) => {
@@ -195,6 +210,7 @@ export async function buildApp(options: BuildOptions): Promise<{ app: App; servi
   });
   app.addHook('onClose', async () => {
     await services.outbox.stop();
+    await services.provisions.close(services.db);
     await services.close();
   });
   await app.ready();

@@ -422,6 +422,7 @@ describe('HTTP edge', () => {
       'roles',
       'status',
       'type',
+      'verifierId',
     ];
 
     it('GET /v1/whoami returns exactly the declared actor fields', async () => {

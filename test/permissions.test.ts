@@ -12,6 +12,9 @@ import { createTestApp, type TestApp } from './support/app.ts';
 import { sequence } from '../src/pki/der.ts';
 import { certIdFor } from '../src/pki/ocsp.ts';
 import { csrPem, mobileApplication, rsaKey, type TestKey } from './support/pki.ts';
+import { corporateNumberCheckDigit } from '../src/numbering/check-digits.ts';
+import { CLI_ACTOR } from '../src/platform/install.ts';
+import { DEMO_VERIFIER_ID } from '../src/verifiers/demo.ts';
 
 const CALLERS = [
   'operator',
@@ -117,10 +120,10 @@ const CASES: Case[] = [
     body: register('nationalAgency', { purposes: ['pensionBenefits'] }),               expect: [A, A, T, F, F, F, F, F, F, F, F, F, F, U] },
   { route: 'POST /v1/actors', label: 'register a resident', url: fixed('/v1/actors'),
     body: register('resident'),                                                        expect: [A, A, T, F, F, F, F, F, F, F, F, F, F, U] },
-  { route: 'POST /v1/actors', label: 'register a signature verifier', url: fixed('/v1/actors'),
-    body: register('signatureVerifier'),                                               expect: [A, T, A, F, F, F, F, F, F, F, F, F, F, U] },
-  { route: 'POST /v1/actors', label: 'register an authentication verifier', url: fixed('/v1/actors'),
-    body: register('authVerifier'),                                                    expect: [A, T, A, F, F, F, F, F, F, F, F, F, F, U] },
+  { route: 'POST /v1/actors', label: 'signature verifiers only via /v1/verifiers', url: fixed('/v1/actors'),
+    body: register('signatureVerifier'),                                               expect: [T, T, T, F, F, F, F, F, F, F, F, F, F, U] },
+  { route: 'POST /v1/actors', label: 'authentication verifiers only via /v1/verifiers', url: fixed('/v1/actors'),
+    body: register('authVerifier'),                                                    expect: [T, T, T, F, F, F, F, F, F, F, F, F, F, U] },
   { route: 'POST /v1/actors', label: 'register an agency operator (CLI only)', url: fixed('/v1/actors'),
     body: register('agencyOperator'),                                                  expect: [T, T, T, F, F, F, F, F, F, F, F, F, F, U] },
   { route: 'GET /v1/audit/entries', label: 'auditors', url: fixed('/v1/audit/entries?limit=5'),
@@ -182,7 +185,49 @@ const CASES: Case[] = [
     url: fixed('/ocsp/auth'), body: () => ocspBody(),                                  expect: [A, F, A, F, F, F, F, F, F, F, V, A, F, U] },
   { route: 'GET /ocsp/:kind/*', label: 'signing OCSP by GET: signature verifiers and CA operators',
     url: () => `/ocsp/sign/${encodeURIComponent(OCSP_GET.request)}`,                    expect: [A, F, A, F, F, F, F, F, F, F, A, V, F, U] },
+  // Verifiers (署名検証者等 / 利用者証明検証者): ca operators manage, auditors read.
+  { route: 'POST /v1/verifiers', label: 'ca operators register', url: fixed('/v1/verifiers'),
+    body: (c) => verifierBody(c, 300000000000),                                        expect: [A, F, A, F, F, F, F, F, F, F, F, F, F, U] },
+  { route: 'GET /v1/verifiers', label: 'ca operators and auditors', url: fixed('/v1/verifiers'),
+                                                                                       expect: [A, F, A, F, A, F, F, F, F, F, F, F, F, U] },
+  { route: 'GET /v1/verifiers/:verifierId', label: 'ca operators and auditors',
+    url: fixed(`/v1/verifiers/${DEMO_VERIFIER_ID}`),                                   expect: [A, F, A, F, A, F, F, F, F, F, F, F, F, U] },
+  { route: 'POST /v1/verifiers/:verifierId/credentials', label: 'ca operators',
+    url: (c) => `/v1/verifiers/${permVerifier(c)}/credentials`,
+    body: (c) => ({ kind: 'authVerifier', name: `perm-cred-${c}` }),                   expect: [A, F, A, F, F, F, F, F, F, F, F, F, F, U] },
+  { route: 'POST /v1/verifiers/:verifierId/suspension', label: 'ca operators',
+    url: (c) => `/v1/verifiers/${permVerifier(c)}/suspension`, body: () => ({ reason: 'probe' }),
+                                                                                       expect: [A, F, A, F, F, F, F, F, F, F, F, F, F, U] },
+  { route: 'POST /v1/verifiers/:verifierId/resumption', label: 'ca operators',
+    url: (c) => `/v1/verifiers/${permVerifier(c)}/resumption`, body: () => ({ reason: 'probe' }),
+                                                                                       expect: [A, F, A, F, F, F, F, F, F, F, F, F, F, U] },
+  { route: 'POST /v1/verifiers/:verifierId/agreement', label: 'ca operators',
+    url: (c) => `/v1/verifiers/${permVerifier(c)}/agreement`,
+    body: () => ({ agreementFrom: '2020-01-01', agreementUntil: null, reason: 'renewed' }), expect: [A, F, A, F, F, F, F, F, F, F, F, F, F, U] },
+  { route: 'GET /v1/verifiers/:verifierId/provisions', label: 'ca operators and auditors',
+    url: fixed(`/v1/verifiers/${DEMO_VERIFIER_ID}/provisions?from=2026-01-01&to=2026-12-31`),
+                                                                                       expect: [A, F, A, F, A, F, F, F, F, F, F, F, F, U] },
+  { route: 'POST /v1/verifiers/:verifierId/termination', label: 'ca operators',
+    url: (c) => `/v1/verifiers/${permVerifier(c)}/termination`, body: () => ({ reason: 'probe' }),
+                                                                                       expect: [A, F, A, F, F, F, F, F, F, F, F, F, F, U] },
+  { route: 'GET /v1/verifier-fee-rules', label: 'ca operators and auditors',
+    url: fixed('/v1/verifier-fee-rules'),                                              expect: [A, F, A, F, A, F, F, F, F, F, F, F, F, U] },
 ];
+
+/** A verifier per allowed caller for the state-changing verifier rows (never the demo one). */
+const PERM_VERIFIER: Partial<Record<Caller, string>> = {};
+const permVerifier = (c: Caller): string => PERM_VERIFIER[c] ?? DEMO_VERIFIER_ID;
+/** A registration with a valid 法人番号 of its own per caller (and per `series`). */
+const verifierBody = (c: Caller, series: number) => {
+  const base = String(series + CALLERS.indexOf(c));
+  return {
+    legalName: `権限試験 ${c} ${series}`,
+    corporateNumber: corporateNumberCheckDigit(base) + base,
+    kinds: ['signatureVerifier', 'authVerifier'],
+    contact: { name: 'desk', email: 'desk@example.invalid', phone: '03-0000-0000' },
+    agreementFrom: '2020-01-01',
+  };
+};
 
 /** A certificate per allowed caller, revoked by that caller (its holder lives where it acts). */
 const REVOCABLE: Partial<Record<Caller, string>> = {};
@@ -282,6 +327,12 @@ describe('permission matrix', () => {
       NOTICE[code.slice(0, 2)] = r.rows[0]?.id ?? '';
     }
     await prepareJpki();
+    for (const c of ['operator', 'opCa'] as const) {
+      const v = await t.database.db.transaction((tx) =>
+        t.services.verifiers.register(tx, CLI_ACTOR, verifierBody(c, 310000000000)),
+      );
+      PERM_VERIFIER[c] = v.id;
+    }
   });
 
   /** Residents with certificates for the JPKI rows (registered before the matrix replays). */

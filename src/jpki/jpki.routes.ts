@@ -19,12 +19,15 @@ import type { CertificateKind } from './jpki.profiles.ts';
 import type { OcspResponderService } from './ocsp-responder.ts';
 import type { RegistryRevocation } from './registry-revocation.ts';
 import type { RevocationService } from './revocation.ts';
+import type { ProvisionLedger } from '../verifiers/provisions.ts';
 
 export interface JpkiRouteDeps {
   db: Database;
   audit: AuditLog;
   registry: RegistryService;
   jpki: JpkiServices;
+  /** Counts OCSP/CRL provisions per verifier (buffered: no database write per request). */
+  provisions: ProvisionLedger;
 }
 
 /** The JPKI context's services, as the composition root builds them. */
@@ -147,17 +150,20 @@ const Announcements = Type.Object(
   { additionalProperties: false },
 );
 
-/** 署名検証者 reads signing-certificate status, 利用者証明検証者 authentication status. */
-const VERIFIER_OF: Record<CertificateKind, Actor['type']> = {
-  sign: 'signatureVerifier',
-  auth: 'authVerifier',
+/**
+ * 署名検証者 and 団体署名検証者 (署名検証者等, 第18条) read signing-certificate status,
+ * 利用者証明検証者 (第37条) authentication status.
+ */
+const VERIFIER_OF: Record<CertificateKind, readonly Actor['type'][]> = {
+  sign: ['signatureVerifier', 'organisationalSignatureVerifier'],
+  auth: ['authVerifier'],
 };
 
 function assertVerifierFor(actor: Actor | null | undefined, kind: CertificateKind): void {
   if (!actor)
     throw new AppError('unauthorized', 'auth.token-missing', 'send Authorization: Bearer <token>');
   if (actor.type === 'agencyOperator') return;
-  if (actor.type !== VERIFIER_OF[kind]) {
+  if (!VERIFIER_OF[kind].includes(actor.type)) {
     throw new AppError(
       'forbidden',
       'jpki.wrong-verifier',
@@ -169,7 +175,12 @@ function assertVerifierFor(actor: Actor | null | undefined, kind: CertificateKin
 }
 
 const verifierAccess = {
-  grants: ['signatureVerifier', 'authVerifier', { type: 'agencyOperator', roles: ['ca'] }],
+  grants: [
+    'signatureVerifier',
+    'organisationalSignatureVerifier',
+    'authVerifier',
+    { type: 'agencyOperator', roles: ['ca'] },
+  ],
 } as const;
 
 export async function jpkiRoutes(app: App, deps: JpkiRouteDeps): Promise<void> {
@@ -432,6 +443,7 @@ export async function jpkiRoutes(app: App, deps: JpkiRouteDeps): Promise<void> {
         request.params.file,
         request.query.generation,
       );
+      deps.provisions.noteFor(request.actor, 'crl');
       return reply.type('application/pkix-crl').send(der);
     },
   );
@@ -457,6 +469,7 @@ export async function jpkiRoutes(app: App, deps: JpkiRouteDeps): Promise<void> {
         );
       }
       const answer = await ocsp.respond(db, request.params.kind, request.body);
+      if (answer.source !== 'error') deps.provisions.noteFor(request.actor, 'ocsp');
       return reply.type('application/ocsp-response').send(answer.der);
     },
   );
@@ -483,6 +496,7 @@ export async function jpkiRoutes(app: App, deps: JpkiRouteDeps): Promise<void> {
         ? Buffer.from(b64, 'base64')
         : Buffer.alloc(0);
       const answer = await ocsp.respond(db, request.params.kind, body);
+      if (answer.source !== 'error') deps.provisions.noteFor(request.actor, 'ocsp');
       return reply.type('application/ocsp-response').send(answer.der);
     },
   );

@@ -31,6 +31,7 @@ export const anyActor: readonly ActorGrant[] = [
   'municipality',
   'nationalAgency',
   'signatureVerifier',
+  'organisationalSignatureVerifier',
   'authVerifier',
   'resident',
 ];

@@ -162,6 +162,8 @@ describe('ActorStore.create', () => {
       prefectureCode: '13',
       purposes: [],
       status: 'active',
+      verifierId: null,
+      verifierRefusal: null,
     });
     expect(await actors.byName(t.db, 'chiyoda')).toEqual(a);
   });
@@ -278,7 +280,7 @@ describe('ActorStore.create', () => {
 
   it('refuses a duplicate name with a conflict', async () => {
     await actors.create(t.db, { name: 'dup', type: 'resident' });
-    const err = await rejection({ name: 'dup', type: 'authVerifier' });
+    const err = await rejection({ name: 'dup', type: 'prefecture', prefectureCode: '13' });
     expect(err.kind).toBe('conflict');
     expect(err.code).toBe('actor.name-taken');
     expect((await actors.byName(t.db, 'dup'))?.type).toBe('resident');
@@ -288,7 +290,7 @@ describe('ActorStore.create', () => {
     // Open pool connections first (PostgreSQL), so that both transactions really overlap.
     await Promise.all([1, 2, 3].map(() => t.db.query('SELECT pg_sleep(0.01)')));
     const results = await Promise.allSettled(
-      (['signatureVerifier', 'authVerifier'] as const).map((type) =>
+      (['resident', 'resident'] as const).map((type) =>
         t.db.transaction((tx) => actors.create(tx, { name: 'racer', type })),
       ),
     );

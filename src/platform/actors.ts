@@ -5,7 +5,9 @@
  * - 都道府県 → `prefecture` (bound to a 2-digit prefecture code);
  * - 市町村 / 市区町村 → `municipality` (bound to one 6-digit 全国地方公共団体コード);
  * - 国の機関等 → `nationalAgency` (with the legal purposes it may use);
- * - 署名検証者 → `signatureVerifier`; 利用者証明検証者 → `authVerifier`; 住民 → `resident`.
+ * - 署名検証者 → `signatureVerifier`; 団体署名検証者 → `organisationalSignatureVerifier`;
+ *   利用者証明検証者 → `authVerifier` — each bound to a registered verifier (`verifierId`,
+ *   src/verifiers); 住民 → `resident`.
  *
  * Tokens are 256-bit random values shown once at creation; only their SHA-256 is stored.
  */
@@ -13,6 +15,12 @@ import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { Clock } from './clock.ts';
 import type { Queryable } from './db.ts';
 import { AppError } from './errors.ts';
+import {
+  isVerifierKind,
+  jstDay,
+  type VerifierRefusal,
+  verifierRefusal,
+} from '../verifiers/kinds.ts';
 
 export const ACTOR_TYPES = [
   'agencyOperator',
@@ -20,6 +28,7 @@ export const ACTOR_TYPES = [
   'municipality',
   'nationalAgency',
   'signatureVerifier',
+  'organisationalSignatureVerifier',
   'authVerifier',
   'resident',
 ] as const;
@@ -38,6 +47,13 @@ export interface Actor {
   prefectureCode: string | null;
   purposes: string[];
   status: 'active' | 'suspended';
+  /** The verifier (署名検証者等 / 利用者証明検証者) a verifier-kind credential acts for. */
+  verifierId: string | null;
+  /**
+   * Why this verifier-kind credential may not be served at the time of the lookup
+   * (suspended, ended, outside its agreement, unbound), or null. The edge refuses it (403).
+   */
+  verifierRefusal: VerifierRefusal | null;
 }
 
 export interface NewActor {
@@ -48,6 +64,8 @@ export interface NewActor {
   municipalityCode?: string;
   prefectureCode?: string;
   purposes?: string[];
+  /** Required for the verifier kinds: the registered verifier this credential acts for. */
+  verifierId?: string;
 }
 
 const TOKEN_PREFIX = 'kbn_';
@@ -75,13 +93,28 @@ interface ActorRow {
   prefecture_code: string | null;
   purposes: string[];
   status: string;
+  verifier_id: string | null;
+  verifier_status: string | null;
+  verifier_from: string | null;
+  verifier_until: string | null;
 }
 
 const ACTOR_COLUMNS =
-  'a.id, a.name, a.type, a.display_name, a.roles, a.municipality_code, a.prefecture_code, a.purposes, a.status';
+  'a.id, a.name, a.type, a.display_name, a.roles, a.municipality_code, a.prefecture_code, a.purposes, a.status' +
+  ', a.verifier_id, v.status AS verifier_status, v.agreement_from AS verifier_from, v.agreement_until AS verifier_until';
+/** The verifier of a verifier credential, joined into every actor lookup (no extra query). */
+const VERIFIER_JOIN = 'LEFT JOIN verifiers v ON v.id = a.verifier_id';
 
-function toActor(r: ActorRow): Actor {
+function toActor(r: ActorRow, today: string): Actor {
   if (!isActorType(r.type)) throw new Error(`unknown actor type in database: ${r.type}`);
+  const verifier =
+    r.verifier_status !== null && r.verifier_from !== null
+      ? {
+          status: r.verifier_status,
+          agreementFrom: r.verifier_from,
+          agreementUntil: r.verifier_until,
+        }
+      : null;
   return {
     id: r.id,
     name: r.name,
@@ -92,6 +125,8 @@ function toActor(r: ActorRow): Actor {
     prefectureCode: r.prefecture_code,
     purposes: r.purposes,
     status: r.status === 'suspended' ? 'suspended' : 'active',
+    verifierId: r.verifier_id,
+    verifierRefusal: isVerifierKind(r.type) ? verifierRefusal(verifier, today) : null,
   };
 }
 
@@ -157,6 +192,25 @@ export class ActorStore {
     } else if (input.prefectureCode && input.type !== 'municipality') {
       problems.push('only prefecture actors are bound to a prefecture code');
     }
+    if (isVerifierKind(input.type)) {
+      if (!input.verifierId) {
+        problems.push(
+          `a ${input.type} credential must be bound to a registered verifier (POST /v1/verifiers/{verifierId}/credentials)`,
+        );
+      } else {
+        const v = await db.query<{ kinds: string[]; status: string }>(
+          'SELECT kinds, status FROM verifiers WHERE id = $1',
+          [input.verifierId],
+        );
+        const row = v.rows[0];
+        if (!row) problems.push('no such verifier');
+        else if (!row.kinds.includes(input.type)) {
+          problems.push(`the verifier is not registered as a ${input.type}`);
+        } else if (row.status === 'ended') problems.push('the verifier has ended');
+      }
+    } else if (input.verifierId) {
+      problems.push('only verifier credentials are bound to a verifier');
+    }
     if (problems.length > 0) {
       throw new AppError('badRequest', 'actor.invalid', problems.join('; '));
     }
@@ -168,8 +222,8 @@ export class ActorStore {
     await db
       .query(
         `INSERT INTO actors (id, name, type, display_name, roles, municipality_code, prefecture_code,
-                             purposes, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+                             purposes, created_at, verifier_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
         [
           id,
           input.name,
@@ -180,6 +234,7 @@ export class ActorStore {
           prefectureCode,
           input.purposes ?? [],
           this.clock.now(),
+          input.verifierId ?? null,
         ],
       )
       .catch((err: unknown) => {
@@ -193,15 +248,19 @@ export class ActorStore {
   }
 
   async byName(db: Queryable, name: string): Promise<Actor | null> {
-    const r = await db.query<ActorRow>(`SELECT ${ACTOR_COLUMNS} FROM actors a WHERE a.name = $1`, [
-      name,
-    ]);
-    return r.rows[0] ? toActor(r.rows[0]) : null;
+    const r = await db.query<ActorRow>(
+      `SELECT ${ACTOR_COLUMNS} FROM actors a ${VERIFIER_JOIN} WHERE a.name = $1`,
+      [name],
+    );
+    return r.rows[0] ? toActor(r.rows[0], jstDay(this.clock.now())) : null;
   }
 
   async list(db: Queryable): Promise<Actor[]> {
-    const r = await db.query<ActorRow>(`SELECT ${ACTOR_COLUMNS} FROM actors a ORDER BY a.name`);
-    return r.rows.map(toActor);
+    const r = await db.query<ActorRow>(
+      `SELECT ${ACTOR_COLUMNS} FROM actors a ${VERIFIER_JOIN} ORDER BY a.name`,
+    );
+    const today = jstDay(this.clock.now());
+    return r.rows.map((row) => toActor(row, today));
   }
 
   /** Issues a new token for an actor; the clear token is returned once and never stored. */
@@ -233,11 +292,12 @@ export class ActorStore {
     if (!token.startsWith(TOKEN_PREFIX) || token.length > 200) return null;
     const r = await db.query<ActorRow>(
       `SELECT ${ACTOR_COLUMNS}
-         FROM api_tokens t JOIN actors a ON a.id = t.actor_id
+         FROM api_tokens t JOIN actors a ON a.id = t.actor_id ${VERIFIER_JOIN}
         WHERE t.token_hash = $1 AND t.revoked_at IS NULL
           AND (t.expires_at IS NULL OR t.expires_at > $2) AND a.status = 'active'`,
       [hashToken(token), this.clock.now()],
     );
-    return r.rows[0] ? toActor(r.rows[0]) : null;
+    const now = this.clock.now();
+    return r.rows[0] ? toActor(r.rows[0], jstDay(now)) : null;
   }
 }

@@ -25,6 +25,7 @@ import type { AuditLog } from './audit.ts';
 import type { Database } from './db.ts';
 import { AppError, type FieldError, isAppError, safeErrorForLog, toProblem } from './errors.ts';
 import type { LogLevel } from '../config.ts';
+import { verifierRefusalError } from '../verifiers/kinds.ts';
 
 // ajv-formats is CommonJS: its default export arrives wrapped under ESM.
 const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
@@ -248,6 +249,12 @@ export async function createEdge(deps: EdgeDeps): Promise<App> {
       );
     }
     request.actor = actor;
+    // A verifier credential whose verifier is suspended, ended or outside its agreement
+    // dates (joined in the token lookup) is refused on every route.
+    if (actor.verifierRefusal) {
+      await auditDenied(deps, request, actor, actor.verifierRefusal);
+      throw verifierRefusalError(actor.verifierRefusal);
+    }
     if (!access.grants.some((g) => grantAllows(g, actor))) {
       await auditDenied(deps, request, actor, 'actor type or role not permitted');
       throw new AppError('forbidden', 'auth.forbidden', 'this actor may not call this route');

@@ -14,6 +14,7 @@ import type { Config } from '../config.ts';
 import type { KeyCustody } from '../pki/key-store.ts';
 import { ensureMasterKeyFile } from '../pki/master-key.ts';
 import { MY_NUMBER_KEY_LABEL, MY_NUMBER_KEY_PURPOSE } from '../numbering/numbering.service.ts';
+import { DEMO_VERIFIER_ID, ensureDemoVerifier } from '../verifiers/demo.ts';
 
 export const CLI_ACTOR: SystemActor = { id: null, type: 'cli', name: 'kiban-cli' };
 
@@ -34,8 +35,19 @@ export const DEMO_ACTORS: ReadonlyArray<NewActor> = [
     displayName: '国の機関等 (demo)',
     purposes: ['pensionBenefits'],
   },
-  { name: 'signatureVerifier', type: 'signatureVerifier', displayName: '署名検証者 (demo)' },
-  { name: 'authVerifier', type: 'authVerifier', displayName: '利用者証明検証者 (demo)' },
+  // Bound to the demo verifier (src/verifiers/demo.ts), registered as both kinds.
+  {
+    name: 'signatureVerifier',
+    type: 'signatureVerifier',
+    displayName: '署名検証者 (demo)',
+    verifierId: DEMO_VERIFIER_ID,
+  },
+  {
+    name: 'authVerifier',
+    type: 'authVerifier',
+    displayName: '利用者証明検証者 (demo)',
+    verifierId: DEMO_VERIFIER_ID,
+  },
 ];
 
 export interface DemoCredential {
@@ -46,6 +58,7 @@ export interface DemoCredential {
   municipalityCode?: string;
   prefectureCode?: string;
   purposes?: string[];
+  verifierId?: string;
 }
 
 export interface DemoCredentialsFile {
@@ -139,6 +152,10 @@ export async function initialise(
     });
     return n;
   });
+  if (options.demo) {
+    // The demo verifier credentials act for the demo verifier; bind ones made before it existed.
+    await db.transaction((tx) => ensureDemoVerifier(tx, deps, CLI_ACTOR, DEMO_ACTORS));
+  }
   if (!options.demo) {
     return {
       migrationsApplied,
@@ -227,6 +244,7 @@ function credentialView(actor: Actor, token: string): DemoCredential {
     ...(actor.municipalityCode ? { municipalityCode: actor.municipalityCode } : {}),
     ...(actor.prefectureCode ? { prefectureCode: actor.prefectureCode } : {}),
     ...(actor.purposes.length ? { purposes: actor.purposes } : {}),
+    ...(actor.verifierId ? { verifierId: actor.verifierId } : {}),
   };
 }
 

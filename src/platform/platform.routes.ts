@@ -19,6 +19,7 @@ import type { App } from './http.ts';
 import { isValidLocalGovernmentCode } from './local-government-code.ts';
 import { LOCAL_GOVERNMENT_KINDS } from './local-governments-csv.ts';
 import { migrationStatus } from './migrations.ts';
+import { isVerifierKind } from '../verifiers/kinds.ts';
 
 export interface PlatformRouteDeps {
   db: Database;
@@ -42,6 +43,9 @@ const ActorView = Type.Object(
     prefectureCode: Type.Union([Type.String(), Type.Null()]),
     purposes: Type.Array(Type.String()),
     status: Type.Union([Type.Literal('active'), Type.Literal('suspended')]),
+    verifierId: Type.Union([Type.String(), Type.Null()], {
+      description: 'the verifier a verifier credential acts for (GET /v1/verifiers/{verifierId})',
+    }),
   },
   { $id: 'Actor', additionalProperties: false },
 );
@@ -56,6 +60,7 @@ const actorView = (a: Actor): ActorView => ({
   prefectureCode: a.prefectureCode,
   purposes: a.purposes,
   status: a.status,
+  verifierId: a.verifierId,
 });
 
 const NewActorBody = Type.Object(
@@ -78,8 +83,7 @@ const REGISTERING_ROLE: Partial<Record<ActorType, OperatorRole>> = {
   municipality: 'registry',
   nationalAgency: 'registry',
   resident: 'registry',
-  signatureVerifier: 'ca',
-  authVerifier: 'ca',
+  // Verifier credentials are bound to a registered verifier: POST /v1/verifiers/{id}/credentials.
 };
 
 const LocalGovernmentView = Type.Object(
@@ -335,7 +339,7 @@ export async function platformRoutes(app: App, deps: PlatformRouteDeps): Promise
         tags: ['platform'],
         summary: 'Register an actor (tokens are issued with the CLI: kiban token create)',
         description:
-          'Operators with the registry role register prefectures, municipalities, national agencies and residents; operators with the ca role register verifiers. Agency operators are created only with the CLI.',
+          'Operators with the registry role register prefectures, municipalities, national agencies and residents. Verifier credentials are issued for a registered verifier (POST /v1/verifiers/{verifierId}/credentials, ca role). Agency operators are created only with the CLI.',
         body: NewActorBody,
         response: { 201: Type.Ref(ActorView) },
       },
@@ -344,6 +348,13 @@ export async function platformRoutes(app: App, deps: PlatformRouteDeps): Promise
       const body = request.body;
       const operator = request.actor!;
       const needed = REGISTERING_ROLE[body.type];
+      if (isVerifierKind(body.type)) {
+        throw new AppError(
+          'forbidden',
+          'actor.type-not-permitted',
+          `a ${body.type} credential is issued for a registered verifier: POST /v1/verifiers/{verifierId}/credentials`,
+        );
+      }
       if (!needed || !operator.roles.includes(needed)) {
         throw new AppError(
           'forbidden',

@@ -9,6 +9,7 @@ import { type Clock, FakeClock } from '../../src/platform/clock.ts';
 import type { App } from '../../src/platform/http.ts';
 import type { ConsumerDefinition } from '../../src/platform/outbox.ts';
 import { CLI_ACTOR, DEMO_ACTORS, ensureAgencyKeys } from '../../src/platform/install.ts';
+import { ensureDemoVerifier } from '../../src/verifiers/demo.ts';
 
 /** A fixed master key for tests (base64 of 32 bytes); never used outside tests. */
 export const TEST_MASTER_KEY = Buffer.alloc(32, 0x4b).toString('base64');
@@ -66,6 +67,8 @@ export async function createTestApp(
   if (options.jpki) await services.jpki.cas.ensureCas(database.db, CLI_ACTOR);
   const tokens: Record<string, string> = {};
   await database.db.transaction(async (tx) => {
+    // The verifier the signatureVerifier / authVerifier credentials act for.
+    await ensureDemoVerifier(tx, services, CLI_ACTOR);
     for (const spec of TEST_ACTORS) {
       const actor = await services.actors.create(tx, spec);
       tokens[spec.name] = (
