@@ -37,6 +37,8 @@ import { RevocationService } from './jpki/revocation.ts';
 import { Pkcs11Token } from './pki/pkcs11.ts';
 import type { AuditActor } from './platform/audit.ts';
 import { SupplementService, SupplementStore } from './registry/supplement.service.ts';
+import { ChallengeService } from './jpki/holder-proof.ts';
+import { residentRoutes } from './residents/residents.routes.ts';
 import { ProvisionLedger } from './verifiers/provisions.ts';
 import { VerifierService } from './verifiers/verifiers.service.ts';
 import { verifierRoutes } from './verifiers/verifiers.routes.ts';
@@ -66,6 +68,8 @@ export interface Services {
   verifiers: VerifierService;
   /** Provision counts per verifier (OCSP/CRL buffered, flushed every second and on close). */
   provisions: ProvisionLedger;
+  /** Single-use challenges a certificate holder signs (resident login, consent). */
+  challenges: ChallengeService;
   /** Releases what the services hold outside the database (the HSM session). */
   close: () => Promise<void>;
 }
@@ -165,6 +169,7 @@ export function buildServices(options: BuildOptions, log: Log = () => undefined)
     jpki: { cas, issuance, revocations, crls, ocsp, registryRevocation },
     verifiers,
     provisions,
+    challenges: new ChallengeService(clock),
     close: async () => {
       await hsm?.close();
     },
@@ -197,6 +202,7 @@ export async function buildApp(options: BuildOptions): Promise<{ app: App; servi
   await errorNoticeRoutes(app, services);
   await jpkiRoutes(app, services);
   await verifierRoutes(app, services);
+  await residentRoutes(app, services);
   // A registry change is delivered to its consumers (JPKI revocation) at once, not after the
   // runner's idle sleep.
   app.addHook('onResponse', async (request, reply) => {

@@ -9,7 +9,10 @@ import { Type } from '@sinclair/typebox';
 import { type App, createEdge, type EdgeDeps } from '../src/platform/http.ts';
 import { baseRecord, newResident } from './support/registry.ts';
 import { createTestApp, type TestApp } from './support/app.ts';
-import { sequence } from '../src/pki/der.ts';
+import { fromPem, sequence } from '../src/pki/der.ts';
+import { sign as cryptoSign } from 'node:crypto';
+import { challengeMessage } from '../src/jpki/holder-proof.ts';
+import { registerJpkiResident } from './support/jpki.ts';
 import { certIdFor } from '../src/pki/ocsp.ts';
 import { csrPem, mobileApplication, rsaKey, type TestKey } from './support/pki.ts';
 import { corporateNumberCheckDigit } from '../src/numbering/check-digits.ts';
@@ -74,6 +77,8 @@ interface Case {
   label: string;
   url: (caller: Caller) => string;
   body?: (caller: Caller) => Record<string, unknown> | unknown[] | Buffer;
+  /** Headers instead of the caller's own token (undefined: the caller's own). */
+  headers?: (caller: Caller) => Record<string, string> | undefined;
   expect: Row;
 }
 
@@ -212,7 +217,30 @@ const CASES: Case[] = [
                                                                                        expect: [A, F, A, F, F, F, F, F, F, F, F, F, F, U] },
   { route: 'GET /v1/verifier-fee-rules', label: 'ca operators and auditors',
     url: fixed('/v1/verifier-fee-rules'),                                              expect: [A, F, A, F, A, F, F, F, F, F, F, F, F, U] },
+  { route: 'POST /v1/resident/login-challenges', label: 'public',
+    url: fixed('/v1/resident/login-challenges'),                                       expect: [A, A, A, A, A, A, A, A, A, A, A, A, A, A] },
+  { route: 'POST /v1/resident/sessions', label: 'public: a signed challenge per caller',
+    url: fixed('/v1/resident/sessions'), body: (c) => RESIDENT_LOGIN[c] ?? {},          expect: [A, A, A, A, A, A, A, A, A, A, A, A, A, A] },
+  { route: 'GET /v1/resident/me/identity-records', label: 'residents, their own',
+    url: fixed('/v1/resident/me/identity-records'),                                    expect: [F, F, F, F, F, F, F, F, F, F, F, F, A, U] },
+  { route: 'GET /v1/resident/me/provisions', label: 'residents, their own',
+    url: fixed('/v1/resident/me/provisions'),                                          expect: [F, F, F, F, F, F, F, F, F, F, F, F, A, U] },
+  { route: 'GET /v1/resident/me/certificates', label: 'residents, their own',
+    url: fixed('/v1/resident/me/certificates'),                                        expect: [F, F, F, F, F, F, F, F, F, F, F, F, A, U] },
+  { route: 'DELETE /v1/resident/sessions/current', label: 'residents (a spare session)',
+    url: fixed('/v1/resident/sessions/current'), headers: residentSpareSession,          expect: [F, F, F, F, F, F, F, F, F, F, F, F, A, U] },
 ];
+
+/**
+ * The matrix's `resident` is bound to a resident of 131016 (as a login binds it); logout
+ * ends a spare session of it, so the `resident` token stays valid for the rows after it.
+ */
+const RESIDENT_SPARE = { token: '' };
+function residentSpareSession(c: Caller): Record<string, string> | undefined {
+  return c === 'resident' ? { authorization: `Bearer ${RESIDENT_SPARE.token}` } : undefined;
+}
+/** `POST /v1/resident/sessions` bodies: a challenge per caller, signed with 131016's auth key. */
+const RESIDENT_LOGIN: Partial<Record<Caller, Record<string, string>>> = {};
 
 /** A verifier per allowed caller for the state-changing verifier rows (never the demo one). */
 const PERM_VERIFIER: Partial<Record<Caller, string>> = {};
@@ -333,7 +361,58 @@ describe('permission matrix', () => {
       );
       PERM_VERIFIER[c] = v.id;
     }
+    await prepareResident();
   });
+
+  /**
+   * Binds the `resident` caller to a resident of 131016 no other row touches; signed login
+   * challenges per caller.
+   */
+  async function prepareResident(): Promise<void> {
+    const db = t.database.db;
+    const holder = await registerJpkiResident(t, 'municipality', '131016', {
+      name: '権限\u3000住民',
+      birthDate: '1990-01-01',
+    });
+    await db.query(
+      `UPDATE actors SET person_id = (SELECT person_id FROM identity_record_versions
+                                       WHERE resident_code = $1 LIMIT 1)
+        WHERE name = 'resident'`,
+      [holder.residentCode],
+    );
+    const resident = await t.services.actors.byName(db, 'resident');
+    RESIDENT_SPARE.token = (
+      await t.services.actors.createToken(db, resident!.id, { label: 'spare session' })
+    ).token;
+    const key = rsaKey();
+    const issued = await t.app.inject({
+      method: 'POST',
+      url: '/v1/jpki/certificates',
+      headers: t.auth('municipality'),
+      payload: {
+        kind: 'auth',
+        medium: 'card',
+        residentCode: holder.residentCode,
+        publicKey: key.publicKeyPem,
+      },
+    });
+    expect(issued.statusCode, issued.body).toBe(201);
+    const certificate = fromPem(issued.json<{ certificate: string }>().certificate, 'CERTIFICATE');
+    for (const c of CALLERS) {
+      const ch = await t.services.challenges.issue(db, 'residentLogin');
+      const message = challengeMessage(
+        'residentLogin',
+        ch.challengeId,
+        Buffer.from(ch.nonce, 'base64'),
+        '',
+      );
+      RESIDENT_LOGIN[c] = {
+        challengeId: ch.challengeId,
+        certificate: certificate.toString('base64'),
+        signature: cryptoSign('sha256', message, key.privateKey).toString('base64'),
+      };
+    }
+  }
 
   /** Residents with certificates for the JPKI rows (registered before the matrix replays). */
   async function prepareJpki(): Promise<void> {
@@ -443,7 +522,7 @@ describe('permission matrix', () => {
   });
 
   it.each(CASES.map((c) => [`${c.route} — ${c.label}`, c] as const))('%s', async (_name, c) => {
-    const method = c.route.split(' ')[0] as 'GET' | 'POST';
+    const method = c.route.split(' ')[0] as 'GET' | 'POST' | 'DELETE';
     const mismatches: string[] = [];
     for (const [i, caller] of CALLERS.entries()) {
       const expected = c.expect[i];
@@ -452,7 +531,7 @@ describe('permission matrix', () => {
         method,
         url: c.url(caller),
         headers: {
-          ...headersFor(caller),
+          ...(c.headers?.(caller) ?? headersFor(caller)),
           ...(Buffer.isBuffer(body) ? { 'content-type': 'application/ocsp-request' } : {}),
         },
         ...(body ? { payload: body } : {}),

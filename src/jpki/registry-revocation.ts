@@ -72,7 +72,7 @@ function startOfJstDay(date: string, days = 0): Date {
 }
 
 /** Certificate `c` is issued and not revoked (expiry is checked where it matters). */
-const UNREVOKED = `c.state = 'issued'
+export const UNREVOKED = `c.state = 'issued'
   AND NOT EXISTS (SELECT 1 FROM jpki_revocations r WHERE r.serial = c.serial)`;
 
 type Held = { serial: string; kind: 'sign' | 'auth'; medium: 'card' | 'mobile' };

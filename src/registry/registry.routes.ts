@@ -118,7 +118,7 @@ export const NotificationBody = Type.Object(
   { description: '本人確認情報 change notification' },
 );
 
-const IdentityRecordView = Type.Object(
+export const IdentityRecordView = Type.Object(
   {
     ...RecordFields,
     version: Type.Integer(),

@@ -6,12 +6,13 @@
  */
 import { spawn } from 'node:child_process';
 import { jstDateOf } from '../../src/jpki/validity.ts';
-import { fromPem, sequence } from '../../src/pki/der.ts';
+import { fromPem, sequence, toPem } from '../../src/pki/der.ts';
 import { certIdFor } from '../../src/pki/ocsp.ts';
 import { parseCertificate } from '../../src/pki/x509.ts';
 import type { Sex } from '../../src/registry/registry.rules.ts';
 import type { TestApp } from './app.ts';
 import type { OpensslResult } from './openssl.ts';
+import { mobileApplication, rsaKey, type TestKey } from './pki.ts';
 import { baseRecord, newResident, type Resident } from './registry.ts';
 
 /** The identity record fields a birth notification carries. */
@@ -138,4 +139,55 @@ export function ocspRequestFor(caPem: string, serial: bigint): Buffer {
   const { certId } = certIdFor(ca.subject, ca.spki, serial, 'sha1');
   // OCSPRequest { tbsRequest { requestList { Request { reqCert } } } }
   return sequence(sequence(sequence(sequence(certId))));
+}
+
+/** A certificate with its private key, as the holder's card or smartphone keeps it. */
+export interface HeldCertificate {
+  serial: string;
+  /** DER of the certificate. */
+  der: Buffer;
+  key: TestKey;
+  kind: 'sign' | 'auth';
+  medium: 'card' | 'mobile';
+}
+
+/**
+ * Issues a certificate of `kind` on `medium` to `r` through the API and keeps its key. A
+ * smartphone certificate is applied for with `card` (the holder's card signing certificate)
+ * or, when none is given, a card signing certificate issued first by `actor`.
+ */
+export async function issueHeldCertificate(
+  t: TestApp,
+  actor: string,
+  r: RegisteredResident,
+  kind: 'sign' | 'auth',
+  medium: 'card' | 'mobile',
+  card?: HeldCertificate,
+): Promise<HeldCertificate> {
+  const key = rsaKey();
+  let res;
+  if (medium === 'card') {
+    res = await issueCardCertificate(t, actor, {
+      kind,
+      residentCode: r.residentCode,
+      publicKey: key.publicKeyPem,
+    });
+  } else {
+    const signer = card ?? (await issueHeldCertificate(t, actor, r, 'sign', 'card'));
+    res = await t.app.inject({
+      method: 'POST',
+      url: '/v1/jpki/mobile-certificates',
+      payload: mobileApplication({
+        kind,
+        phone: key,
+        cardKey: signer.key.privateKey,
+        cardCertificate: toPem(signer.der, 'CERTIFICATE'),
+        record: r.record,
+        signedAt: t.clock.now(),
+      }),
+    });
+  }
+  if (res.statusCode !== 201) throw new Error(`issuance refused: ${res.body}`);
+  const body = res.json<{ serial: string; certificate: string }>();
+  return { serial: body.serial, der: fromPem(body.certificate, 'CERTIFICATE'), key, kind, medium };
 }
