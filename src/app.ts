@@ -39,6 +39,8 @@ import type { AuditActor } from './platform/audit.ts';
 import { SupplementService, SupplementStore } from './registry/supplement.service.ts';
 import { ChallengeService } from './jpki/holder-proof.ts';
 import { residentRoutes } from './residents/residents.routes.ts';
+import { reportRoutes } from './reports/reports.routes.ts';
+import { ReportService } from './reports/reports.service.ts';
 import { ProvisionLedger } from './verifiers/provisions.ts';
 import { VerifierService } from './verifiers/verifiers.service.ts';
 import { verifierRoutes } from './verifiers/verifiers.routes.ts';
@@ -70,6 +72,8 @@ export interface Services {
   provisions: ProvisionLedger;
   /** Single-use challenges a certificate holder signs (resident login, consent). */
   challenges: ChallengeService;
+  /** Provision reports and migration statistics, computed from the logs. */
+  reports: ReportService;
   /** Releases what the services hold outside the database (the HSM session). */
   close: () => Promise<void>;
 }
@@ -170,6 +174,7 @@ export function buildServices(options: BuildOptions, log: Log = () => undefined)
     verifiers,
     provisions,
     challenges: new ChallengeService(clock),
+    reports: new ReportService(),
     close: async () => {
       await hsm?.close();
     },
@@ -203,6 +208,7 @@ export async function buildApp(options: BuildOptions): Promise<{ app: App; servi
   await jpkiRoutes(app, services);
   await verifierRoutes(app, services);
   await residentRoutes(app, services);
+  await reportRoutes(app, services);
   // A registry change is delivered to its consumers (JPKI revocation) at once, not after the
   // runner's idle sleep.
   app.addHook('onResponse', async (request, reply) => {

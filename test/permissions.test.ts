@@ -217,6 +217,13 @@ const CASES: Case[] = [
                                                                                        expect: [A, F, A, F, F, F, F, F, F, F, F, F, F, U] },
   { route: 'GET /v1/verifier-fee-rules', label: 'ca operators and auditors',
     url: fixed('/v1/verifier-fee-rules'),                                              expect: [A, F, A, F, A, F, F, F, F, F, F, F, F, U] },
+  // Reports: registry reports for registry operators, the JPKI report for ca, auditors all.
+  { route: 'GET /v1/reports/registry-provision', label: 'registry operators and auditors',
+    url: fixed('/v1/reports/registry-provision?fiscalYear=2026'),                      expect: [A, A, F, F, A, F, F, F, F, F, F, F, F, U] },
+  { route: 'GET /v1/reports/jpki-provision', label: 'ca operators and auditors',
+    url: fixed('/v1/reports/jpki-provision?fiscalYear=2026'),                          expect: [A, F, A, F, A, F, F, F, F, F, F, F, F, U] },
+  { route: 'GET /v1/reports/migration-statistics', label: 'registry operators and auditors',
+    url: fixed('/v1/reports/migration-statistics?month=2026-10'),                      expect: [A, A, F, F, A, F, F, F, F, F, F, F, F, U] },
   { route: 'POST /v1/resident/login-challenges', label: 'public',
     url: fixed('/v1/resident/login-challenges'),                                       expect: [A, A, A, A, A, A, A, A, A, A, A, A, A, A] },
   { route: 'POST /v1/resident/sessions', label: 'public: a signed challenge per caller',
