@@ -40,6 +40,8 @@ import { SupplementService, SupplementStore } from './registry/supplement.servic
 import { ChallengeService } from './jpki/holder-proof.ts';
 import { residentRoutes } from './residents/residents.routes.ts';
 import { reportRoutes } from './reports/reports.routes.ts';
+import { provisionRoutes } from './registry/provision.routes.ts';
+import { ProvisionService } from './registry/provision.service.ts';
 import { ReportService } from './reports/reports.service.ts';
 import { ProvisionLedger } from './verifiers/provisions.ts';
 import { VerifierService } from './verifiers/verifiers.service.ts';
@@ -74,6 +76,8 @@ export interface Services {
   challenges: ChallengeService;
   /** Provision reports and migration statistics, computed from the logs. */
   reports: ReportService;
+  /** 本人確認情報の提供 to national agencies, for registered legal purposes. */
+  provision: ProvisionService;
   /** Releases what the services hold outside the database (the HSM session). */
   close: () => Promise<void>;
 }
@@ -175,6 +179,7 @@ export function buildServices(options: BuildOptions, log: Log = () => undefined)
     provisions,
     challenges: new ChallengeService(clock),
     reports: new ReportService(),
+    provision: new ProvisionService(registry, new RegistryStore(), audit),
     close: async () => {
       await hsm?.close();
     },
@@ -209,6 +214,7 @@ export async function buildApp(options: BuildOptions): Promise<{ app: App; servi
   await verifierRoutes(app, services);
   await residentRoutes(app, services);
   await reportRoutes(app, services);
+  await provisionRoutes(app, services);
   // A registry change is delivered to its consumers (JPKI revocation) at once, not after the
   // runner's idle sleep.
   app.addHook('onResponse', async (request, reply) => {

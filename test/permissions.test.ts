@@ -224,6 +224,22 @@ const CASES: Case[] = [
     url: fixed('/v1/reports/jpki-provision?fiscalYear=2026'),                          expect: [A, F, A, F, A, F, F, F, F, F, F, F, F, U] },
   { route: 'GET /v1/reports/migration-statistics', label: 'registry operators and auditors',
     url: fixed('/v1/reports/migration-statistics?month=2026-10'),                      expect: [A, A, F, F, A, F, F, F, F, F, F, F, F, U] },
+  // Provision to national agencies (住基法 第30条の9): agencies only; purposes also for registry operators and auditors.
+  { route: 'GET /v1/provision/purposes', label: 'agencies, registry operators, auditors',
+    url: fixed('/v1/provision/purposes'),                                              expect: [A, A, F, F, A, F, F, F, F, A, F, F, F, U] },
+  { route: 'POST /v1/provision/lookups', label: 'national agencies',
+    url: fixed('/v1/provision/lookups'),
+    body: () => ({ purpose: 'pensionBenefits', residentCode: BORN['131016']?.residentCode ?? '' }),
+                                                                                       expect: [F, F, F, F, F, F, F, F, F, A, F, F, F, U] },
+  { route: 'POST /v1/provision/searches', label: 'national agencies',
+    url: fixed('/v1/provision/searches'),
+    body: () => ({ purpose: 'pensionBenefits', name: '権限　試験', birthDate: '1990-01-01' }),
+                                                                                       expect: [F, F, F, F, F, F, F, F, F, A, F, F, F, U] },
+  { route: 'POST /v1/provision/bulk', label: 'national agencies (NDJSON)',
+    url: fixed('/v1/provision/bulk'),
+    headers: (c) => ({ ...(TOKENS[c] ? { authorization: `Bearer ${TOKENS[c]}` } : {}), 'content-type': 'application/x-ndjson' }),
+    body: () => ({ ref: 'p1', purpose: 'pensionBenefits', residentCode: BORN['131016']?.residentCode ?? '' }),
+                                                                                       expect: [F, F, F, F, F, F, F, F, F, A, F, F, F, U] },
   { route: 'POST /v1/resident/login-challenges', label: 'public',
     url: fixed('/v1/resident/login-challenges'),                                       expect: [A, A, A, A, A, A, A, A, A, A, A, A, A, A] },
   { route: 'POST /v1/resident/sessions', label: 'public: a signed challenge per caller',
@@ -294,6 +310,8 @@ const NOTICE: Record<string, string> = {};
 
 /** A resident per municipality with code and My Number, ready to be registered. */
 const BORN: Record<string, { residentCode: string; myNumber: string }> = {};
+/** Every test actor's token, for rows that send their own headers. */
+const TOKENS: Partial<Record<Caller, string>> = {};
 const birthOf = (municipalityCode: string) => {
   const r = BORN[municipalityCode];
   if (!r) throw new Error('residents were not prepared');
@@ -334,6 +352,7 @@ describe('permission matrix', () => {
 
   beforeAll(async () => {
     t = await createTestApp({ jpki: true });
+    Object.assign(TOKENS, t.tokens);
     for (const [actor, code] of [
       ['municipality', '131016'],
       ['municipality2', '141046'],
