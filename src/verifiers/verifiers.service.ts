@@ -168,6 +168,20 @@ const notFound = (): AppError =>
 const isProvisionKind = (v: string): v is ProvisionKind =>
   (PROVISION_KINDS as readonly string[]).includes(v);
 
+/** Suspension and resumption: from which status, to which, and the refusal otherwise. */
+const STANDING_CHANGES = {
+  suspend: {
+    from: 'active',
+    to: 'suspended',
+    refusal: { code: 'verifier.already-suspended', detail: 'the verifier is already suspended' },
+  },
+  resume: {
+    from: 'suspended',
+    to: 'active',
+    refusal: { code: 'verifier.not-suspended', detail: 'the verifier is not suspended' },
+  },
+} as const;
+
 export class VerifierService {
   constructor(
     private readonly clock: Clock,
@@ -333,6 +347,7 @@ export class VerifierService {
     return { actor, token, tokenId };
   }
 
+  /** 一時停止: the verifier's credentials are refused until it is resumed. */
   async suspend(
     tx: Queryable,
     operator: AuditActor,
@@ -340,23 +355,10 @@ export class VerifierService {
     reason: string,
     requestId?: string,
   ): Promise<Verifier> {
-    checkReason(reason);
-    const v = await this.lockedOrThrow(tx, id);
-    if (v.status !== 'active') {
-      throw new AppError(
-        'conflict',
-        v.status === 'ended' ? 'verifier.ended' : 'verifier.already-suspended',
-        v.status === 'ended' ? 'the verifier has ended' : 'the verifier is already suspended',
-      );
-    }
-    await tx.query("UPDATE verifiers SET status = 'suspended', status_reason = $2 WHERE id = $1", [
-      id,
-      reason,
-    ]);
-    await this.record(tx, operator, id, 'suspend', reason, requestId);
-    return this.getOrThrow(tx, id);
+    return this.changeStanding(tx, operator, id, 'suspend', reason, requestId);
   }
 
+  /** 一時停止の解除. */
   async resume(
     tx: Queryable,
     operator: AuditActor,
@@ -364,19 +366,36 @@ export class VerifierService {
     reason: string,
     requestId?: string,
   ): Promise<Verifier> {
+    return this.changeStanding(tx, operator, id, 'resume', reason, requestId);
+  }
+
+  /**
+   * The one place that decides suspension and resumption: suspend only an active verifier,
+   * resume only a suspended one; an ended verifier stays ended.
+   */
+  private async changeStanding(
+    tx: Queryable,
+    operator: AuditActor,
+    id: string,
+    action: 'suspend' | 'resume',
+    reason: string,
+    requestId?: string,
+  ): Promise<Verifier> {
+    const rule = STANDING_CHANGES[action];
     checkReason(reason);
     const v = await this.lockedOrThrow(tx, id);
-    if (v.status !== 'suspended') {
-      throw new AppError(
-        'conflict',
-        v.status === 'ended' ? 'verifier.ended' : 'verifier.not-suspended',
-        v.status === 'ended' ? 'the verifier has ended' : 'the verifier is not suspended',
-      );
+    if (v.status === 'ended') {
+      throw new AppError('conflict', 'verifier.ended', 'the verifier has ended');
     }
-    await tx.query("UPDATE verifiers SET status = 'active', status_reason = NULL WHERE id = $1", [
+    if (v.status !== rule.from) {
+      throw new AppError('conflict', rule.refusal.code, rule.refusal.detail);
+    }
+    await tx.query('UPDATE verifiers SET status = $2, status_reason = $3 WHERE id = $1', [
       id,
+      rule.to,
+      rule.to === 'suspended' ? reason : null,
     ]);
-    await this.record(tx, operator, id, 'resume', reason, requestId);
+    await this.record(tx, operator, id, action, reason, requestId);
     return this.getOrThrow(tx, id);
   }
 
