@@ -46,6 +46,14 @@ import { ReportService } from './reports/reports.service.ts';
 import { ProvisionLedger } from './verifiers/provisions.ts';
 import { VerifierService } from './verifiers/verifiers.service.ts';
 import { verifierRoutes } from './verifiers/verifiers.routes.ts';
+import { CertifiedBasicFourService } from './jpki/certified-basic-four.ts';
+import { ConsentService } from './jpki/consent.ts';
+import { DesignationService } from './jpki/designation.ts';
+import { LinkedSerialService } from './jpki/linked-serials.ts';
+import {
+  type VerifierServicesDeps,
+  verifierServicesRoutes,
+} from './jpki/verifier-services.routes.ts';
 
 export const VERSION: string = (
   JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as {
@@ -72,6 +80,8 @@ export interface Services {
   verifiers: VerifierService;
   /** Provision counts per verifier (OCSP/CRL buffered, flushed every second and on close). */
   provisions: ProvisionLedger;
+  /** 本人同意, certified basic-4, linked serials, designation tokens (第18条第3項–, 第38条の3). */
+  jpkiVerifierServices: VerifierServicesDeps;
   /** Single-use challenges a certificate holder signs (resident login, consent). */
   challenges: ChallengeService;
   /** Provision reports and migration statistics, computed from the logs. */
@@ -158,6 +168,18 @@ export function buildServices(options: BuildOptions, log: Log = () => undefined)
     log('error', 'provision counts not flushed; retrying', { err: safeErrorForLog(err) }),
   );
   const verifiers = new VerifierService(clock, audit, actors);
+  const jpkiVerifierServices: VerifierServicesDeps = {
+    consents: new ConsentService(clock, audit),
+    certifiedBasicFour: new CertifiedBasicFourService(
+      clock,
+      audit,
+      registry,
+      verifiers,
+      provisions,
+    ),
+    linkedSerials: new LinkedSerialService(clock, audit, verifiers, provisions),
+    designations: new DesignationService(clock, audit, verifiers, provisions),
+  };
   return {
     config,
     db,
@@ -177,6 +199,7 @@ export function buildServices(options: BuildOptions, log: Log = () => undefined)
     jpki: { cas, issuance, revocations, crls, ocsp, registryRevocation },
     verifiers,
     provisions,
+    jpkiVerifierServices,
     challenges: new ChallengeService(clock),
     reports: new ReportService(),
     provision: new ProvisionService(registry, new RegistryStore(), audit),
@@ -212,6 +235,7 @@ export async function buildApp(options: BuildOptions): Promise<{ app: App; servi
   await errorNoticeRoutes(app, services);
   await jpkiRoutes(app, services);
   await verifierRoutes(app, services);
+  await verifierServicesRoutes(app, services);
   await residentRoutes(app, services);
   await reportRoutes(app, services);
   await provisionRoutes(app, services);

@@ -18,6 +18,7 @@ import { csrPem, mobileApplication, rsaKey, type TestKey } from './support/pki.t
 import { corporateNumberCheckDigit } from '../src/numbering/check-digits.ts';
 import { CLI_ACTOR } from '../src/platform/install.ts';
 import { DEMO_VERIFIER_ID } from '../src/verifiers/demo.ts';
+import { parseCertificate } from '../src/pki/x509.ts';
 
 const CALLERS = [
   'operator',
@@ -182,6 +183,33 @@ const CASES: Case[] = [
     url: fixed('/v1/jpki/mobile-certificates'), body: () => mobileBody(),              expect: [A, A, A, A, A, A, A, A, A, A, A, A, A, A] },
   { route: 'POST /v1/jpki/certificates', label: 'the resident’s municipality',
     url: fixed('/v1/jpki/certificates'), body: (c) => cardIssuanceFor(ownCode(c)),     expect: [F, F, F, F, F, F, F, A, A, F, F, F, F, U] },
+  // 本人同意, certified basic-4, linked serials, designation tokens (第18条第3項–第5項, 第37条第3項, 第38条の3).
+  { route: 'POST /v1/jpki/consent-challenges', label: 'public: the holder signs it',
+    url: fixed('/v1/jpki/consent-challenges'),                                         expect: [A, A, A, A, A, A, A, A, A, A, A, A, A, A] },
+  { route: 'POST /v1/jpki/consents', label: 'public: authenticated by a signing key',
+    url: fixed('/v1/jpki/consents'), body: (c) => SERVICES.consent[c] ?? {},           expect: [A, A, A, A, A, A, A, A, A, A, A, A, A, A] },
+  { route: 'POST /v1/jpki/certified-basic-four', label: 'signature verifiers (署名検証者等)',
+    url: fixed('/v1/jpki/certified-basic-four'), body: () => ({ serial: SERVICES.signSerial }),
+                                                                                       expect: [F, F, F, F, F, F, F, F, F, F, A, F, F, U] },
+  { route: 'POST /v1/jpki/linked-serials', label: 'card sign ↔ mobile sign: signature verifiers (第18条第4項)',
+    url: fixed('/v1/jpki/linked-serials'), body: () => ({ serial: SERVICES.signSerial, link: 'cardSignToMobileSign' }),
+                                                                                       expect: [F, F, F, F, F, F, F, F, F, F, A, 'deny:linked-serial.not-entitled', F, U] },
+  { route: 'POST /v1/jpki/designations', label: 'ca operators record the agreement',
+    url: fixed('/v1/jpki/designations'),
+    body: (c) => ({ verifierId: DEMO_VERIFIER_ID, agreementReference: `perm-${c}`, agreedOn: '2020-01-01', validFrom: '2020-01-01' }),
+                                                                                       expect: [A, F, A, F, F, F, F, F, F, F, F, F, F, U] },
+  { route: 'GET /v1/jpki/designations', label: 'ca operators and auditors',
+    url: fixed('/v1/jpki/designations'),                                               expect: [A, F, A, F, A, F, F, F, F, F, F, F, F, U] },
+  { route: 'POST /v1/jpki/designations/:designationId/tokens', label: 'ca operators',
+    url: () => `/v1/jpki/designations/${SERVICES.designationId}/tokens`,               expect: [A, F, A, F, F, F, F, F, F, F, F, F, F, U] },
+  { route: 'POST /v1/jpki/designations/:designationId/tokens/:tokenId/revocation', label: 'ca operators',
+    url: (c) => `/v1/jpki/designations/${SERVICES.designationId}/tokens/${SERVICES.tokens[c] ?? SERVICES.designationId}/revocation`,
+    body: () => ({ reason: 'probe' }),                                                 expect: [A, F, A, F, F, F, F, F, F, F, F, F, F, U] },
+  { route: 'POST /v1/jpki/designation-tokens', label: 'a designated auth verifier asks for its token',
+    url: fixed('/v1/jpki/designation-tokens'),                                         expect: [F, F, F, F, F, F, F, F, F, F, F, A, F, U] },
+  { route: 'POST /v1/jpki/designation-tokens/verification', label: 'public: the token is shown to be checked',
+    url: fixed('/v1/jpki/designation-tokens/verification'), body: () => ({ token: 'kdt_probe' }),
+                                                                                       expect: [A, A, A, A, A, A, A, A, A, A, A, A, A, A] },
   { route: 'POST /v1/jpki/crls/publication', label: 'CA operators',
     url: fixed('/v1/jpki/crls/publication'),                                           expect: [A, F, A, F, F, F, F, F, F, F, F, F, F, U] },
   { route: 'GET /crl/:kind/:file', label: 'signing CRL: signature verifiers and CA operators',
@@ -288,6 +316,13 @@ const CARD: { key?: TestKey; certificate?: string } = {};
 const OCSP_GET = { request: '' };
 let ocspDer: Buffer = Buffer.alloc(0);
 let mobileBody: () => Record<string, string> = () => ({});
+/** Fixtures of the JPKI verifier-service rows (consent bodies per caller, a designation …). */
+const SERVICES: {
+  consent: Partial<Record<Caller, Record<string, string>>>;
+  signSerial: string;
+  designationId: string;
+  tokens: Partial<Record<Caller, string>>;
+} = { consent: {}, signSerial: '', designationId: '', tokens: {} };
 const ocspBody = (): Buffer => ocspDer;
 const cardIssuanceFor = (municipalityCode: string) => ({
   kind: 'auth',
@@ -500,6 +535,7 @@ describe('permission matrix', () => {
         record: baseRecord(holder),
         signedAt: t.clock.now(),
       });
+    await prepareVerifierServices();
     const db = t.database.db;
     const authCa = await t.services.jpki.cas.current(db, 'auth');
     const signCa = await t.services.jpki.cas.current(db, 'sign');
@@ -510,6 +546,51 @@ describe('permission matrix', () => {
     ocspDer = request(authCa, REVOCABLE['municipality'] ?? '1');
     OCSP_GET.request = request(signCa, '1').toString('base64');
   }
+  /** A consent body per caller (fresh challenge), consent given, a mobile certificate, a designation. */
+  async function prepareVerifierServices(): Promise<void> {
+    const post = async (url: string, who: string | null, payload?: Record<string, unknown>) =>
+      (
+        await t.app.inject({
+          method: 'POST',
+          url,
+          headers: who ? t.auth(who) : {},
+          ...(payload ? { payload } : {}),
+        })
+      ).json<Record<string, string>>();
+    const der = fromPem(CARD.certificate!, 'CERTIFICATE');
+    SERVICES.signSerial = parseCertificate(der).serial.toString();
+    const consentBody = async () => {
+      const c = await post('/v1/jpki/consent-challenges', null);
+      const nonce = Buffer.from(c.nonce ?? '', 'base64');
+      const message = challengeMessage('consent', c.challengeId ?? '', nonce, 'consent=given');
+      return {
+        challengeId: c.challengeId ?? '',
+        certificate: der.toString('base64'),
+        signature: cryptoSign('sha256', message, CARD.key!.privateKey).toString('base64'),
+        decision: 'given',
+      };
+    };
+    expect(await post('/v1/jpki/consents', null, await consentBody())).toMatchObject({
+      decision: 'given',
+    });
+    for (const c of CALLERS) SERVICES.consent[c] = await consentBody();
+    expect(await post('/v1/jpki/mobile-certificates', null, mobileBody())).toHaveProperty('serial');
+    SERVICES.designationId =
+      (
+        await post('/v1/jpki/designations', 'opCa', {
+          verifierId: DEMO_VERIFIER_ID,
+          agreementReference: 'perm-fixture',
+          agreedOn: '2020-01-01',
+          validFrom: '2020-01-01',
+        })
+      ).id ?? '';
+    for (const c of ['operator', 'opCa'] as const) {
+      SERVICES.tokens[c] =
+        (await post(`/v1/jpki/designations/${SERVICES.designationId}/tokens`, 'opCa')).tokenId ??
+        '';
+    }
+  }
+
   afterAll(async () => t.close());
 
   const headersFor = (caller: Caller): Record<string, string> =>

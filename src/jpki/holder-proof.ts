@@ -53,6 +53,10 @@ export class ChallengeService {
    * leaves it usable only if the caller chooses so) and returns its nonce.
    */
   async consume(tx: Queryable, challengeId: string, purpose: ChallengePurpose): Promise<Buffer> {
+    // Not a challenge id at all: the same answer as an unknown one, without asking the database.
+    if (!new RegExp(CHALLENGE_ID_PATTERN).test(challengeId)) {
+      throw new AppError('notFound', 'challenge.unknown', 'no such challenge');
+    }
     const found = await tx.query<{
       purpose: string;
       nonce: Buffer | Uint8Array;
