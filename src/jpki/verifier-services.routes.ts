@@ -11,6 +11,7 @@
  * values; responses list every field.
  */
 import { Type } from '@sinclair/typebox';
+import { Base64, ChallengeView } from './holder-proof.schemas.ts';
 import type { Services } from '../app.ts';
 import type { App } from '../platform/http.ts';
 import { CONSENT_DECISIONS, type ConsentService } from './consent.ts';
@@ -29,18 +30,6 @@ export interface VerifierServicesDeps {
 const Serial = Type.String({ pattern: '^[1-9][0-9]{0,18}$', description: '発行の番号 (decimal)' });
 const Uuid = Type.String({ format: 'uuid' });
 const IsoDate = Type.String({ format: 'date', description: 'YYYY-MM-DD (JST)' });
-const Base64 = (maxLength: number, description: string) =>
-  Type.String({ minLength: 4, maxLength, pattern: '^[A-Za-z0-9+/]+={0,2}$', description });
-
-const Challenge = Type.Object(
-  {
-    challengeId: Type.String(),
-    nonce: Type.String({ description: 'base64 of 32 random bytes' }),
-    expiresAt: Type.String({ format: 'date-time' }),
-  },
-  { additionalProperties: false },
-);
-
 const ConsentBody = Type.Object(
   {
     challengeId: Type.String({ minLength: 1, maxLength: 100 }),
@@ -181,7 +170,7 @@ export async function verifierServicesRoutes(app: App, services: Services): Prom
       schema: {
         tags: ['jpki'],
         summary: '本人同意: a single-use challenge (5 minutes) for a consent decision',
-        response: { 201: Challenge },
+        response: { 201: ChallengeView },
       },
     },
     async (_request, reply) => reply.code(201).send(await services.challenges.issue(db, 'consent')),

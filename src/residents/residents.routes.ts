@@ -11,6 +11,7 @@
  * authenticates it, so every rule that holds for tokens holds for sessions.
  */
 import { Type } from '@sinclair/typebox';
+import { Base64, ChallengeView } from '../jpki/holder-proof.schemas.ts';
 import { type Actor, type ActorStore, hashToken } from '../platform/actors.ts';
 import type { AuditActor, AuditLog } from '../platform/audit.ts';
 import type { Clock } from '../platform/clock.ts';
@@ -63,18 +64,6 @@ export interface ResidentRouteDeps {
 }
 
 const LOGIN_ACTOR: AuditActor = { id: null, type: 'system', name: 'resident-login' };
-
-const Base64 = (maxLength: number) =>
-  Type.String({ pattern: '^[A-Za-z0-9+/]+={0,2}$', minLength: 4, maxLength });
-
-const ChallengeView = Type.Object(
-  {
-    challengeId: Type.String(),
-    nonce: Type.String({ description: 'base64 of 32 random bytes' }),
-    expiresAt: Type.String({ format: 'date-time' }),
-  },
-  { additionalProperties: false },
-);
 
 const SessionBody = Type.Object(
   {
