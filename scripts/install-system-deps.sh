@@ -4,7 +4,8 @@
 # postgresql-client: pg_isready for CI's PostgreSQL pass;
 # softhsm2: a software PKCS#11 token (libsofthsm2.so, softhsm2-util) for the HSM key store tests;
 # opensc: pkcs11-tool, to inspect a token by hand;
-# g++, make, python3: node-gyp compiles the pkcs11js add-on from source at npm install.
+# g++, make, python3: node-gyp compiles the pkcs11js add-on from source at npm install;
+# time: /usr/bin/time -v measures wall time and peak memory of both sides in bench/.
 set -euo pipefail
 need=()
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
@@ -15,6 +16,7 @@ command -v pkcs11-tool >/dev/null 2>&1 || need+=(opensc)
 command -v g++ >/dev/null 2>&1 || need+=(g++)
 command -v make >/dev/null 2>&1 || need+=(make)
 command -v python3 >/dev/null 2>&1 || need+=(python3)
+[ -x /usr/bin/time ] || need+=(time)
 if [ ${#need[@]} -eq 0 ]; then
   echo "system packages: all present"
   exit 0
