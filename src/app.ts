@@ -2,6 +2,7 @@
  * Composition root: builds every service from the config, a database and a clock, and wires
  * the HTTP routes. Tests call {@link buildApp} with a fresh database and a fake clock.
  */
+import { ChangeFeed } from './platform/change-feed.ts';
 import { readFileSync } from 'node:fs';
 import type { Config } from './config.ts';
 import { ActorStore } from './platform/actors.ts';
@@ -67,6 +68,8 @@ export interface Services {
   clock: Clock;
   actors: ActorStore;
   audit: AuditLog;
+  /** Change epochs: keeps in-memory answers (OCSP, tokens) in step with the database. */
+  changes: ChangeFeed;
   outbox: OutboxRunner;
   /** The agency's key store; the master key is read on first use. */
   keys: () => KeyStore;
@@ -92,6 +95,12 @@ export interface Services {
   close: () => Promise<void>;
 }
 
+/**
+ * How often a serving process polls the change epochs: the longest a revocation or a revoked
+ * token made by another process can go unseen by this one's in-memory answers.
+ */
+const CHANGE_POLL_MS = 50;
+
 /** Scheduled JPKI work runs as this actor in the audit log. */
 export const SCHEDULER_ACTOR: AuditActor = { id: null, type: 'system', name: 'scheduler' };
 
@@ -111,6 +120,10 @@ export function buildServices(options: BuildOptions, log: Log = () => undefined)
   // 誤りに関する通報: runs the identity-record detectors on resident.changed by default.
   const errorNotices = new ErrorNoticeService(clock, new RegistryStore());
   const audit = new AuditLog(clock);
+  // Polled by a serving process (buildApp) so its in-memory answers follow every change.
+  const changes = new ChangeFeed(db, CHANGE_POLL_MS, (err) =>
+    log('error', 'change epochs not polled; retrying', { err: safeErrorForLog(err) }),
+  );
   const revocations = new RevocationService(clock, audit, config.jpki.retentionYears);
   // 異動等失効情報: JPKI revokes what a registry change voids (and the mobile cascade).
   const registryRevocation = new RegistryRevocation(clock, revocations);
@@ -162,8 +175,8 @@ export function buildServices(options: BuildOptions, log: Log = () => undefined)
       });
     },
   );
-  const ocsp = new OcspResponderService(clock, config, cas, keys);
-  const actors = new ActorStore(clock);
+  const ocsp = new OcspResponderService(clock, config, cas, keys, changes, revocations);
+  const actors = new ActorStore(clock, changes);
   const provisions = new ProvisionLedger(clock, db, (err) =>
     log('error', 'provision counts not flushed; retrying', { err: safeErrorForLog(err) }),
   );
@@ -208,6 +221,7 @@ export function buildServices(options: BuildOptions, log: Log = () => undefined)
     },
     actors,
     audit,
+    changes,
     outbox: new OutboxRunner(consumers, config.outboxIdleMs, (err) =>
       log('error', 'outbox runner error', { err: safeErrorForLog(err) }),
     ),
@@ -251,11 +265,13 @@ export async function buildApp(options: BuildOptions): Promise<{ app: App; servi
     }
   });
   app.addHook('onClose', async () => {
+    await services.changes.stop();
     await services.outbox.stop();
     await services.provisions.close(services.db);
     await services.close();
   });
   await app.ready();
+  await services.changes.start();
   return { app, services };
 }
 

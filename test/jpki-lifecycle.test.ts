@@ -865,11 +865,11 @@ describe('a 100,000-entry CRL partition', () => {
     );
     await db.query(
       `INSERT INTO jpki_revocations (serial, kind, ca_generation, category, crl_reason,
-         revoked_at, retain_until)
+         revoked_at, retain_until, epoch)
        SELECT $1::bigint + g, 'sign', 1,
               (ARRAY['request', 'lossReport', 'recordError'])[g % 3 + 1],
               (ARRAY['cessationOfOperation', 'keyCompromise', 'affiliationChanged'])[g % 3 + 1],
-              $2, '2100-01-01'
+              $2, '2100-01-01', 0
          FROM generate_series(0, $3::int - 1) AS g`,
       [FIRST.toString(), now, COUNT],
     );

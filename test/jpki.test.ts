@@ -11,6 +11,7 @@
  */
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildServices } from '../src/app.ts';
 import { FakeClock } from '../src/platform/clock.ts';
 import { CLI_ACTOR } from '../src/platform/install.ts';
 import { parseCrlSummary } from '../src/pki/crl.ts';
@@ -565,6 +566,50 @@ describe('JPKI through the HTTP app, checked with openssl', () => {
   // -------------------------------------------------------------------------------------------
   // 4. Supersession
   // -------------------------------------------------------------------------------------------
+
+  describe('OCSP answers held in memory', () => {
+    const ocspDer = async (serial: string): Promise<Buffer> => {
+      const r = await t.app.inject({
+        method: 'POST',
+        url: '/ocsp/sign',
+        headers: { ...t.auth('signatureVerifier'), 'content-type': 'application/ocsp-request' },
+        payload: ocspRequestFor(signCaPem, BigInt(serial)),
+      });
+      expect(r.statusCode, r.body).toBe(200);
+      return r.rawPayload;
+    };
+
+    it('answers a repeated request with the response signed the first time', async () => {
+      const r = await registerJpkiResident(t, 'municipality', '131016', { name: '記憶　一郎' });
+      const cert = await issue(r.residentCode, 'sign');
+      await t.services.changes.poll();
+      const first = await ocspDer(cert.serial);
+      t.clock.advance(5_000);
+      const again = await ocspDer(cert.serial);
+      // Same bytes (producedAt included) five seconds later: not signed again.
+      expect(again.equals(first)).toBe(true);
+    });
+
+    it('follows a revocation made by another process within one poll of the change epochs', async () => {
+      const r = await registerJpkiResident(t, 'municipality', '131016', { name: '別処　二郎' });
+      const cert = await issue(r.residentCode, 'sign');
+      expect(await ocspStatus('sign', cert.serial)).toEqual({ type: 'good' });
+      // A second set of services on the same database stands for another process: its
+      // revocation never calls this process's hooks, only advances the epoch.
+      const other = buildServices({ config: t.config, db: t.database.db, clock: t.clock });
+      await t.database.db.transaction((tx) =>
+        other.jpki.revocations.revoke(tx, CLI_ACTOR, {
+          serial: BigInt(cert.serial),
+          category: 'lossReport',
+        }),
+      );
+      await t.services.changes.poll();
+      expect(await ocspStatus('sign', cert.serial)).toMatchObject({
+        type: 'revoked',
+        reason: 'keyCompromise',
+      });
+    });
+  });
 
   describe('supersession', () => {
     it('revokes the previous signing certificate as superseded; the auth one is untouched', async () => {
@@ -1154,6 +1199,9 @@ describe('JPKI through the HTTP app, checked with openssl', () => {
         expect(res.status).toBe(200);
         return Buffer.from(await res.arrayBuffer());
       };
+      // Any revocation still to be seen by the change feed is seen now: one seen while the
+      // first answer is being signed would (rightly) keep it from being cached.
+      await t.services.changes.poll();
       const first = await post(request);
       const second = await post(request);
       expect(second.equals(first)).toBe(true);

@@ -829,7 +829,11 @@ describe('authentication failures', () => {
     });
     const { token } = await t.services.actors.createToken(t.database.db, actor.id);
     expect(await whoami(`Bearer ${token}`)).toEqual({ status: 200, code: undefined });
+    // Straight into the table, as another process (or psql) would: the trigger advances the
+    // `auth` change epoch and the serving process drops its cached authentication at its next
+    // poll of the epochs (every 50 ms), done here at once.
     await t.database.db.query("UPDATE actors SET status = 'suspended' WHERE id = $1", [actor.id]);
+    await t.services.changes.poll();
     expect(await whoami(`Bearer ${token}`)).toEqual({ status: 401, code: 'auth.token-invalid' });
   });
 });

@@ -15,6 +15,7 @@
  *   public announcement (公示);
  * - `cardCertificateRevoked` (第16条の13/第35条の13, next issue): cessationOfOperation.
  */
+import { ChangeFeed } from '../platform/change-feed.ts';
 import type { AuditActor, AuditLog } from '../platform/audit.ts';
 import type { Clock } from '../platform/clock.ts';
 import type { Database, Tx } from '../platform/db.ts';
@@ -124,10 +125,12 @@ export class RevocationService {
     }
     const revokedAt = this.clock.now();
     const crlReason = input.crlReason ?? DEFAULT_REASON[input.category];
+    // Every process's OCSP cache learns of it from this epoch (src/platform/change-feed.ts).
+    const epoch = await ChangeFeed.advance(tx, 'jpki.revocations');
     await tx.query(
       `INSERT INTO jpki_revocations (serial, kind, ca_generation, category, crl_reason, revoked_at,
-         superseded_by, requested_by, request_id, retain_until, cause)
-       VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11)`,
+         superseded_by, requested_by, request_id, retain_until, cause, epoch)
+       VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12)`,
       [
         input.serial.toString(),
         cert.kind,
@@ -140,6 +143,7 @@ export class RevocationService {
         input.requestId ?? null,
         addYears(cert.not_after, this.retentionYears),
         input.cause ?? null,
+        epoch,
       ],
     );
     if (input.category === 'recordError') {
@@ -200,15 +204,16 @@ export class RevocationService {
           WHERE kind = $1 AND ca_generation = $2 AND state = 'pending'`,
         [ca.kind, ca.generation],
       );
+      const epoch = await ChangeFeed.advance(tx, 'jpki.revocations');
       const r = await tx.query(
         `INSERT INTO jpki_revocations (serial, kind, ca_generation, category, crl_reason,
-           revoked_at, requested_by, retain_until)
+           revoked_at, requested_by, retain_until, epoch)
          SELECT c.serial, c.kind, c.ca_generation, 'issuerKeyCompromise', 'cACompromise', $3, $4,
-                (c.not_after + make_interval(years => $5))::date
+                (c.not_after + make_interval(years => $5))::date, $6
            FROM jpki_certificates c
           WHERE c.kind = $1 AND c.ca_generation = $2 AND c.state = 'issued'
             AND NOT EXISTS (SELECT 1 FROM jpki_revocations x WHERE x.serial = c.serial)`,
-        [ca.kind, ca.generation, at, actor.id, this.retentionYears],
+        [ca.kind, ca.generation, at, actor.id, this.retentionYears, epoch],
       );
       const a = await tx.query<{ id: string }>(
         `INSERT INTO jpki_announcements (category, kind, generation, revoked_count, announced_at)

@@ -11,6 +11,7 @@
  *
  * Tokens are 256-bit random values shown once at creation; only their SHA-256 is stored.
  */
+import type { ChangeFeed } from './change-feed.ts';
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { Clock } from './clock.ts';
 import type { Queryable } from './db.ts';
@@ -130,8 +131,37 @@ function toActor(r: ActorRow, today: string): Actor {
   };
 }
 
+/** Authenticated tokens kept in memory (the oldest insertion is dropped first). */
+const MAX_CACHED_TOKENS = 100_000;
+
+interface CachedToken {
+  row: ActorRow;
+  expiresAt: Date | null;
+  /** The `auth` change version it was read at: any later change to who may call invalidates it. */
+  version: number;
+}
+
 export class ActorStore {
-  constructor(private readonly clock: Clock) {}
+  readonly #tokens = new Map<string, CachedToken>();
+
+  /**
+   * With a running change feed, a token's actor is kept in memory until anything about tokens,
+   * actors or verifiers changes (in any process: one poll; in this one: at once) or the token
+   * expires, so the hot paths (OCSP, CRL) authenticate without a query.
+   */
+  constructor(
+    private readonly clock: Clock,
+    private readonly changes?: ChangeFeed,
+  ) {}
+
+  /**
+   * Announces that this process changed tokens, actors or verifiers' standing: every cached
+   * authentication is dropped at once (other processes see the trigger-advanced epoch).
+   */
+  changed(): void {
+    this.changes?.touch('auth');
+    this.#tokens.clear();
+  }
 
   /** Validates the bindings each actor type needs, then inserts. */
   async create(db: Queryable, input: NewActor): Promise<Actor> {
@@ -284,20 +314,39 @@ export class ActorStore {
       'UPDATE api_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL',
       [tokenId, this.clock.now()],
     );
+    this.changed();
     return r.rowCount > 0;
   }
 
   /** The active actor holding this token, or null for an unknown, expired or revoked one. */
   async authenticate(db: Queryable, token: string): Promise<Actor | null> {
     if (!token.startsWith(TOKEN_PREFIX) || token.length > 200) return null;
-    const r = await db.query<ActorRow>(
-      `SELECT ${ACTOR_COLUMNS}
+    const hash = hashToken(token);
+    const key = hash.toString('hex');
+    // Taken before the read: a change seen meanwhile means the row read is not kept.
+    const version = this.changes?.version('auth') ?? null;
+    const now = this.clock.now();
+    const hit = version === null ? undefined : this.#tokens.get(key);
+    if (hit && hit.version === version && (hit.expiresAt === null || hit.expiresAt > now)) {
+      return toActor(hit.row, jstDay(now));
+    }
+    const r = await db.query<ActorRow & { token_expires_at: Date | null }>(
+      `SELECT ${ACTOR_COLUMNS}, t.expires_at AS token_expires_at
          FROM api_tokens t JOIN actors a ON a.id = t.actor_id ${VERIFIER_JOIN}
         WHERE t.token_hash = $1 AND t.revoked_at IS NULL
           AND (t.expires_at IS NULL OR t.expires_at > $2) AND a.status = 'active'`,
-      [hashToken(token), this.clock.now()],
+      [hash, now],
     );
-    const now = this.clock.now();
-    return r.rows[0] ? toActor(r.rows[0], jstDay(now)) : null;
+    const row = r.rows[0];
+    if (!row) return null;
+    if (version !== null && this.changes?.unchangedSince('auth', version)) {
+      this.#tokens.delete(key);
+      if (this.#tokens.size >= MAX_CACHED_TOKENS) {
+        const oldest = this.#tokens.keys().next().value;
+        if (oldest !== undefined) this.#tokens.delete(oldest);
+      }
+      this.#tokens.set(key, { row, expiresAt: row.token_expires_at, version });
+    }
+    return toActor(row, jstDay(now));
   }
 }

@@ -266,6 +266,7 @@ export async function residentRoutes(app: App, deps: ResidentRouteDeps): Promise
           requestId: String(request.id),
         });
       });
+      deps.actors.changed();
       return reply.code(204).send(null);
     },
   );

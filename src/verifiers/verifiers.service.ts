@@ -395,6 +395,7 @@ export class VerifierService {
       rule.to,
       rule.to === 'suspended' ? reason : null,
     ]);
+    this.actors.changed();
     await this.record(tx, operator, id, action, reason, requestId);
     return this.getOrThrow(tx, id);
   }
@@ -422,6 +423,7 @@ export class VerifierService {
         WHERE revoked_at IS NULL AND actor_id IN (SELECT id FROM actors WHERE verifier_id = $1)`,
       [id, now],
     );
+    this.actors.changed();
     await this.record(tx, operator, id, 'terminate', reason, requestId, {
       tokensRevoked: revoked.rowCount,
     });
@@ -447,6 +449,7 @@ export class VerifierService {
       input.agreementFrom,
       input.agreementUntil,
     ]);
+    this.actors.changed();
     await this.record(tx, operator, id, 'agreement', input.reason, requestId, {
       agreementFrom: input.agreementFrom,
       agreementUntil: input.agreementUntil,
