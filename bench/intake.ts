@@ -1,0 +1,153 @@
+/**
+ * Registry intake (本人確認情報の通知, 住基法第30条の6/第30条の7): identity-record
+ * notifications per second through the batch API of a running `kiban start`
+ * (`POST /v1/registry/notifications:batch`, NDJSON), new residents (職権記載) of one
+ * municipality, on PGlite and, with a database URL, PostgreSQL; projected to a national load of
+ * 124 million notifications.
+ *
+ * The peer, in the same run and on the same engine, is the database's own ingest rate for the
+ * same documents: each batch's lines inserted as jsonb rows with one multi-row INSERT into a
+ * scratch table (no rules, no history, no audit, no events). The ratio says what the registry's
+ * work costs over merely storing the notifications.
+ *
+ *   node --import tsx bench/intake.ts [--quick] [--batches N] [--batch-size N]
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { PGlite } from '@electric-sql/pglite';
+import pg from 'pg';
+import { benchRecord, drawResidents, postBatch } from './support/residents.ts';
+import { type BenchResult, median, round } from './support/result.ts';
+import { freshPostgresDatabase, startKiban } from './support/server.ts';
+
+export interface IntakeOptions {
+  quick: boolean;
+  databaseUrl?: string;
+  batches?: number;
+  batchSize?: number;
+}
+
+const NATION = 124_000_000;
+
+/** The peer's storage: a scratch table in a database of the same engine. */
+interface Store {
+  insert(lines: readonly string[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+async function pgliteStore(): Promise<Store> {
+  const dir = mkdtempSync(path.join(tmpdir(), 'kiban-bench-intake-peer-'));
+  const db = new PGlite(dir);
+  await db.exec('CREATE TABLE notifications (id bigserial PRIMARY KEY, body jsonb NOT NULL)');
+  return {
+    async insert(lines) {
+      await db.query('INSERT INTO notifications (body) SELECT unnest($1::jsonb[])', [lines]);
+    },
+    async close() {
+      await db.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function postgresStore(url: string): Promise<Store> {
+  const fresh = await freshPostgresDatabase(url, 'peer');
+  const client = new pg.Client({ connectionString: fresh.url });
+  await client.connect();
+  await client.query('CREATE TABLE notifications (id bigserial PRIMARY KEY, body jsonb NOT NULL)');
+  return {
+    async insert(lines) {
+      await client.query('INSERT INTO notifications (body) SELECT unnest($1::jsonb[])', [lines]);
+    },
+    async close() {
+      await client.end();
+      await fresh.drop();
+    },
+  };
+}
+
+export async function benchIntake(opts: IntakeOptions): Promise<BenchResult[]> {
+  const batches = opts.batches ?? (opts.quick ? 2 : 3);
+  const batchSize = opts.batchSize ?? (opts.quick ? 500 : 2000);
+  const server = await startKiban(opts.databaseUrl ? { databaseUrl: opts.databaseUrl } : {});
+  const peer = opts.databaseUrl ? await postgresStore(opts.databaseUrl) : await pgliteStore();
+  try {
+    // Codes and My Numbers first (not timed): what a municipality holds before it notifies.
+    const drawn = await drawResidents(server, batches * batchSize);
+    const kiban: number[] = [];
+    const theirs: number[] = [];
+    let sequence = 1;
+    for (let b = 0; b < batches; b++) {
+      const lines = drawn.slice(b * batchSize, (b + 1) * batchSize).map((d, j) => ({
+        municipalityCode: '131016',
+        sequence: sequence++,
+        changeReason: 'officialEntry',
+        changeDate: '2026-01-05',
+        record: benchRecord(b * batchSize + j, d.residentCode, d.myNumber),
+      }));
+      const texts = lines.map((l) => JSON.stringify(l));
+      // Alternate which side goes first.
+      const ours = async (): Promise<void> => {
+        const t0 = performance.now();
+        const r = await postBatch(server, lines);
+        if (r.accepted !== lines.length) throw new Error(`batch accepted ${r.accepted}`);
+        kiban.push(lines.length / ((performance.now() - t0) / 1000));
+      };
+      const store = async (): Promise<void> => {
+        const t0 = performance.now();
+        await peer.insert(texts);
+        theirs.push(lines.length / ((performance.now() - t0) / 1000));
+      };
+      if (b % 2 === 0) {
+        await ours();
+        await store();
+      } else {
+        await store();
+        await ours();
+      }
+    }
+    const rate = median(kiban);
+    const peerRate = median(theirs);
+    const engine = server.engine;
+    const want = engine === 'postgres' ? 20_000 : 5_000;
+    return [
+      {
+        name: `intake-${engine}`,
+        unit: 'notifications/s',
+        kiban: round(rate),
+        peer: round(peerRate),
+        ratio: round(rate / peerRate),
+        target: `>= ${want.toLocaleString('en')} notifications/s on ${engine}`,
+        met: rate >= want,
+        detail:
+          `${batches} batches of ${batchSize} new residents (officialEntry) through ` +
+          `POST /v1/registry/notifications:batch (NDJSON), median of the batches; peer: the same ` +
+          `lines as jsonb rows in one INSERT per batch, same engine; 124 million notifications ` +
+          `would take ${round(NATION / rate / 3600)} h at this rate (${round(NATION / peerRate / 3600)} h ` +
+          `for the bare inserts)`,
+      },
+    ];
+  } finally {
+    await peer.close();
+    await server.stop();
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const { values } = parseArgs({
+    options: {
+      quick: { type: 'boolean', default: false },
+      batches: { type: 'string' },
+      'batch-size': { type: 'string' },
+    },
+  });
+  const results = await benchIntake({
+    quick: values.quick ?? false,
+    ...(process.env['DATABASE_URL'] ? { databaseUrl: process.env['DATABASE_URL'] } : {}),
+    ...(values.batches ? { batches: Number(values.batches) } : {}),
+    ...(values['batch-size'] ? { batchSize: Number(values['batch-size']) } : {}),
+  });
+  console.log(JSON.stringify(results, null, 2));
+}
