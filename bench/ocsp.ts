@@ -188,10 +188,35 @@ async function startOpensslOcsp(dir: string): Promise<{ port: number; child: Chi
   return { port, child };
 }
 
+/**
+ * The harness's own ceiling: a Node.js server that reads each request and answers fixed bytes
+ * of the same size as an OCSP response, doing nothing else. No responder driven by this load
+ * generator on this machine can go faster.
+ */
+async function startCeiling(size: number): Promise<{ url: string; child: ChildProcess }> {
+  const script = `
+    const body = Buffer.alloc(${size}, 1);
+    const srv = require('node:http').createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(200, { 'content-type': 'application/ocsp-response', 'content-length': body.length });
+        res.end(body);
+      });
+    });
+    srv.listen(0, '127.0.0.1', () => console.log('ceiling on ' + srv.address().port));`;
+  const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const line = await waitForLine(child, /ceiling on \d+/, 10_000);
+  child.stdout?.resume();
+  child.stderr?.resume();
+  return { url: `http://127.0.0.1:${line.split(' ').pop() ?? ''}/`, child };
+}
+
 interface Scenario {
   keepAlive: boolean;
   nonce: boolean;
 }
+
+type Side = 'kiban' | 'openssl' | 'ceiling';
 
 const scenarioName = (s: Scenario): string =>
   `${s.nonce ? 'nonce' : 'no-nonce'}-${s.keepAlive ? 'keepalive' : 'new-connection'}`;
@@ -204,6 +229,7 @@ export async function benchOcsp(opts: OcspBenchOptions): Promise<BenchResult[]> 
   const server = await startKiban(opts.databaseUrl ? { databaseUrl: opts.databaseUrl } : {});
   const dir = mkdtempSync(path.join(tmpdir(), 'kiban-bench-ocsp-'));
   let peer: { port: number; child: ChildProcess } | null = null;
+  let ceiling: { url: string; child: ChildProcess } | null = null;
   try {
     const { issued } = await issueCertificates(server, certificates);
     const cas = await api<{ cas: { kind: string; generation: number; certificate: string }[] }>(
@@ -220,6 +246,15 @@ export async function benchOcsp(opts: OcspBenchOptions): Promise<BenchResult[]> 
       nonce: makeRequests(dir, issued, true),
     };
     peer = await startOpensslOcsp(dir);
+    const sample = await fetch(`${server.url}/ocsp/sign`, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${server.token('signatureVerifier')}`,
+        'content-type': 'application/ocsp-request',
+      },
+      body: requests.plain[0],
+    });
+    ceiling = await startCeiling((await sample.arrayBuffer()).byteLength);
 
     // Both sides must answer each certificate's true status; checked on a sample of answers.
     const check = (_status: number, body: Buffer, i: number): boolean => {
@@ -238,6 +273,7 @@ export async function benchOcsp(opts: OcspBenchOptions): Promise<BenchResult[]> 
         headers: { authorization: `Bearer ${server.token('signatureVerifier')}` },
       },
       openssl: { url: `http://127.0.0.1:${peer.port}/`, headers: {} },
+      ceiling: { url: ceiling.url, headers: {} },
     };
     const scenarios: Scenario[] = [
       { keepAlive: true, nonce: false },
@@ -248,10 +284,11 @@ export async function benchOcsp(opts: OcspBenchOptions): Promise<BenchResult[]> 
     const results: BenchResult[] = [];
     const suffix = server.engine === 'postgres' ? '-postgres' : '';
     for (const s of scenarios) {
-      const runs: Record<'kiban' | 'openssl', LoadResult[]> = { kiban: [], openssl: [] };
+      const runs: Record<Side, LoadResult[]> = { kiban: [], openssl: [], ceiling: [] };
       for (let r = 0; r < rounds; r++) {
-        // Alternate which side goes first.
-        const order: ('kiban' | 'openssl')[] = r % 2 ? ['openssl', 'kiban'] : ['kiban', 'openssl'];
+        // Alternate which side goes first; the ceiling is measured without a nonce only.
+        const order: Side[] = r % 2 ? ['openssl', 'kiban'] : ['kiban', 'openssl'];
+        if (!s.nonce) order.push('ceiling');
         for (const side of order) {
           const res = await runLoad({
             ...sides[side],
@@ -262,7 +299,7 @@ export async function benchOcsp(opts: OcspBenchOptions): Promise<BenchResult[]> 
             maxRequests: 1_000_000,
             maxMs,
             warmup: 200,
-            check,
+            ...(side === 'ceiling' ? {} : { check }),
           });
           if (res.failures > 0) {
             throw new Error(`${side} ${scenarioName(s)}: ${res.failures} wrong or failed answers`);
@@ -282,13 +319,20 @@ export async function benchOcsp(opts: OcspBenchOptions): Promise<BenchResult[]> 
       };
       const ratio = k.rate / o.rate;
       const want = s.nonce ? 0.8 : 5;
+      const top = runs.ceiling.length ? median(runs.ceiling.map((x) => x.perSecond)) : null;
       const detail =
         `${certificates} certificates (10 % revoked), concurrency ${concurrency}, ` +
         `${s.keepAlive ? 'keep-alive' : 'a new connection per request'}, ` +
         `${s.nonce ? 'nonce in every request (signed live)' : 'no nonce'}, ` +
         `median of ${rounds} rounds of ≤ ${maxMs / 1000} s; ` +
         `kiban p50 ${round(k.p50)} ms p99 ${round(k.p99)} ms, ` +
-        `openssl p50 ${round(o.p50)} ms p99 ${round(o.p99)} ms; ${server.engine}`;
+        `openssl p50 ${round(o.p50)} ms p99 ${round(o.p99)} ms; ` +
+        (top
+          ? `harness ceiling (a do-nothing Node.js server, same load generator) ${round(top)}/s, ` +
+            `Kiban at ${Math.round((100 * k.rate) / top)} % of it, 5× openssl would be ` +
+            `${Math.round((500 * o.rate) / top)} % of it; `
+          : '') +
+        server.engine;
       results.push({
         name: `ocsp-${scenarioName(s)}${suffix}`,
         unit: 'responses/s',
@@ -315,6 +359,7 @@ export async function benchOcsp(opts: OcspBenchOptions): Promise<BenchResult[]> 
     return results;
   } finally {
     if (peer) await stopChild(peer.child, true);
+    if (ceiling) await stopChild(ceiling.child);
     await server.stop();
     rmSync(dir, { recursive: true, force: true });
   }

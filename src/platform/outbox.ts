@@ -127,7 +127,11 @@ export class OutboxConsumer {
     );
   }
 
-  /** Delivers what is pending, one event per transaction, until caught up or blocked. */
+  /**
+   * Delivers what is pending, one event per transaction, until caught up or blocked. A page of
+   * events is read once and walked through while this consumer's cursor moves as expected; it
+   * is read again only when exhausted or when another runner moved the cursor (a race).
+   */
   async pump(): Promise<PumpResult> {
     await this.register();
     const result: PumpResult = { delivered: 0, skipped: 0, failed: 0, parked: 0, waiting: false };
@@ -136,31 +140,39 @@ export class OutboxConsumer {
         'SELECT cursor FROM outbox_consumers WHERE name = $1',
         [this.name],
       );
-      const cursor = cursorRow.rows[0]?.cursor ?? '0';
+      let cursor = cursorRow.rows[0]?.cursor ?? '0';
       const page = await this.db.query<EventRow>(
         'SELECT id, topic, key, payload, created_at FROM outbox_events WHERE id > $1 ORDER BY id LIMIT $2',
         [cursor, this.batchSize],
       );
       if (page.rows.length === 0) return result;
-      // Events of topics this consumer ignores are passed over in one step.
-      let skipTo: string | null = null;
-      let skipCount = 0;
-      for (const row of page.rows) {
-        if (this.topics.has(row.topic)) break;
-        skipTo = row.id;
-        skipCount += 1;
-      }
-      if (skipTo !== null) {
-        if (await this.advance(cursor, skipTo)) result.skipped += skipCount;
-        continue;
-      }
-      const row = page.rows[0];
-      if (!row) return result;
-      const step = await this.deliver(cursor, row);
-      if (step === 'delivered') result.delivered += 1;
-      else if (step === 'parked') result.parked += 1;
-      else if (step === 'raced') continue;
-      else {
+      const rows = page.rows;
+      let i = 0;
+      while (i < rows.length) {
+        // Events of topics this consumer ignores are passed over in one step.
+        let skipTo: string | null = null;
+        let skipCount = 0;
+        while (i < rows.length && !this.topics.has(rows[i]!.topic)) {
+          skipTo = rows[i]!.id;
+          skipCount += 1;
+          i += 1;
+        }
+        if (skipTo !== null) {
+          if (!(await this.advance(cursor, skipTo))) break;
+          result.skipped += skipCount;
+          cursor = skipTo;
+          continue;
+        }
+        const row = rows[i]!;
+        const step = await this.deliver(cursor, row);
+        if (step === 'delivered' || step === 'parked') {
+          if (step === 'delivered') result.delivered += 1;
+          else result.parked += 1;
+          cursor = row.id;
+          i += 1;
+          continue;
+        }
+        if (step === 'raced') break;
         if (step === 'failed') result.failed += 1;
         result.waiting = true;
         return result;

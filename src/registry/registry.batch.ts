@@ -3,8 +3,11 @@
  * applied all or nothing.
  *
  * The body streams in — NDJSON (one notification per line) or a JSON array — and is split
- * into items incrementally: only one item (at most {@link BatchLimits.itemBytes}) is held at a
- * time, never the whole body. Every item goes through {@link RegistryService.submit} in body
+ * into items incrementally, each at most {@link BatchLimits.itemBytes}. The parsed items are
+ * held (bounded by {@link BatchLimits.bodyBytes} and {@link BatchLimits.items}) so that a batch
+ * made only of new records can be stored set-based (registry.bulk.ts: a handful of statements
+ * for the whole batch, the same rows as below). Otherwise every item goes through
+ * {@link RegistryService.submit} in body
  * order inside ONE transaction, so ordering, idempotency, validation, audit entries and
  * outbox events are exactly those of the single-notification route. Each item runs under a
  * savepoint: a refused item is rolled back to it and processing goes on, so that every bad
@@ -18,6 +21,8 @@ import type { Actor } from '../platform/actors.ts';
 import type { AuditLog } from '../platform/audit.ts';
 import type { Database, Tx } from '../platform/db.ts';
 import { AppError, type FieldError, isAppError } from '../platform/errors.ts';
+import type { Clock } from '../platform/clock.ts';
+import { BulkIntake, type BulkLine } from './registry.bulk.ts';
 import type { RegistryService } from './registry.service.ts';
 
 export interface BatchLimits {
@@ -434,6 +439,52 @@ export interface BatchIntakeDeps {
   db: Database;
   audit: AuditLog;
   registry: RegistryService;
+  /** With a clock, batches of new records take the set-based path (registry.bulk.ts). */
+  clock?: Clock;
+}
+
+/**
+ * Reads every item (bounded by the batch limits) and tries the set-based path for new
+ * records; on success fills `report` and returns true. Otherwise returns false with the items
+ * read, for the per-line path; nothing has been written.
+ */
+async function tryBulk(
+  bulk: BulkIntake,
+  tx: Tx,
+  actor: Actor,
+  items: AsyncIterable<BatchItem>,
+  requestId: string,
+  limits: Pick<BatchLimits, 'results'>,
+  report: BatchReport,
+): Promise<{ done: true } | { done: false; items: BatchItem[] }> {
+  const read: BatchItem[] = [];
+  const lines: BulkLine[] = [];
+  let usable = true;
+  for await (const item of items) {
+    read.push(item);
+    if (!usable) continue;
+    if ('problem' in item) {
+      usable = false;
+      continue;
+    }
+    try {
+      lines.push({ line: item.line, body: JSON.parse(item.text, rejectPrototypeKeys) });
+    } catch {
+      usable = false;
+    }
+  }
+  if (!usable) return { done: false, items: read };
+  const accepted = await bulk.tryNewRecords(tx, actor, lines, requestId);
+  if (!accepted) return { done: false, items: read };
+  report.lines = read.length;
+  report.accepted = accepted.length;
+  report.results =
+    read.length > limits.results ? null : accepted.map((a) => ({ ...a, replay: false }));
+  return { done: true };
+}
+
+async function* replay(items: readonly BatchItem[]): AsyncIterable<BatchItem> {
+  yield* items;
 }
 
 export interface BatchAccepted {
@@ -478,7 +529,21 @@ export async function intakeBatch(
     );
   try {
     await deps.db.transaction(async (tx) => {
-      await applyBatch(deps.registry, tx, actor, items, requestId, limits, report);
+      const bulk = deps.clock
+        ? await tryBulk(
+            new BulkIntake(deps.clock, deps.audit),
+            tx,
+            actor,
+            items,
+            requestId,
+            limits,
+            report,
+          )
+        : null;
+      if (!bulk?.done) {
+        const rest = bulk ? replay(bulk.items) : items;
+        await applyBatch(deps.registry, tx, actor, rest, requestId, limits, report);
+      }
       if (report.failedLines > 0) throw new BatchRollback(report);
       if (report.lines === 0) {
         throw new AppError('badRequest', BATCH_ERROR.empty, 'the batch holds no notification');

@@ -1,6 +1,7 @@
 /**
  * Registry routes (住民基本台帳ネットワークシステム 全国サーバ).
  */
+import type { Clock } from '../platform/clock.ts';
 import { Type } from '@sinclair/typebox';
 import type { AuditLog } from '../platform/audit.ts';
 import type { Database } from '../platform/db.ts';
@@ -23,6 +24,7 @@ export interface RegistryRouteDeps {
   db: Database;
   audit: AuditLog;
   residentCodes: ResidentCodePool;
+  clock: Clock;
 }
 
 export const ResidentCode = Type.String({

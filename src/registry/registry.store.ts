@@ -56,7 +56,13 @@ interface VersionRow {
 }
 
 /** Register-keeping local governments: not prefectures, not designated cities as a whole. */
-const KEEPS_REGISTER = new Set(['city', 'town', 'village', 'specialWard', 'designatedCityWard']);
+export const KEEPS_REGISTER: ReadonlySet<string> = new Set([
+  'city',
+  'town',
+  'village',
+  'specialWard',
+  'designatedCityWard',
+]);
 
 const toVersion = (r: VersionRow): StoredVersion => ({
   personId: r.person_id,
