@@ -94,7 +94,7 @@ export async function benchIntake(opts: IntakeOptions): Promise<BenchResult[]> {
         const r = await postBatch(server, lines);
         if (r.accepted !== lines.length) throw new Error(`batch accepted ${r.accepted}`);
         kiban.push(lines.length / ((performance.now() - t0) / 1000));
-        if (process.env["KIBAN_BENCH_VERBOSE"]) console.error("batch", b, kiban.at(-1));
+        if (process.env['KIBAN_BENCH_VERBOSE']) console.error('batch', b, kiban.at(-1));
       };
       const store = async (): Promise<void> => {
         const t0 = performance.now();

@@ -1217,6 +1217,7 @@ describe('JPKI through the HTTP app, checked with openssl', () => {
 
       // A revocation changes the status: the next no-nonce answer is signed afresh, then reused.
       expect((await revoke(p.serial, 'request')).statusCode).toBe(201);
+      await t.services.changes.poll();
       const revoked = await post(request);
       expect(revoked.equals(first)).toBe(false);
       expect(parseOcspResponse(revoked).basic!.responses[0]!.status).toMatchObject({

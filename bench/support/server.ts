@@ -112,7 +112,10 @@ export function stopChild(child: ChildProcess, group = false): Promise<void> {
     return Promise.resolve();
   }
   return new Promise((resolve) => {
-    const kill = setTimeout(() => signal('SIGKILL'), Number(process.env['KIBAN_BENCH_STOP_MS'] ?? 10_000));
+    const kill = setTimeout(
+      () => signal('SIGKILL'),
+      Number(process.env['KIBAN_BENCH_STOP_MS'] ?? 10_000),
+    );
     child.once('exit', () => {
       clearTimeout(kill);
       if (group) signal('SIGKILL');

@@ -106,13 +106,13 @@ export class OcspResponderService {
           [from, to],
         );
         if (r.rows.length > MAX_FOLLOWED) this.#cache.clear();
-        else for (const row of r.rows) this.#cache.delete(row.serial);
+        else for (const row of r.rows) this.#forget(row.serial);
       },
       forgetAll: () => this.#cache.clear(),
     });
     // …and one made here drops its cached answer at once.
     revocations.onRevoked((_tx, _actor, revoked) => {
-      this.#cache.delete(revoked.serial);
+      this.#forget(revoked.serial);
       changes.touch('jpki.revocations');
       return Promise.resolve();
     });
@@ -250,6 +250,15 @@ export class OcspResponderService {
     this.#issuers = null;
     this.#responders.clear();
     this.#cache.clear();
+  }
+
+  /**
+   * Drops the held answers of a serial just revoked. One already saying "revoked" stays: a
+   * revocation is final (a certificate is revoked once), so it is still the right answer.
+   */
+  #forget(serial: string): void {
+    const held = this.#cache.get(serial);
+    if (held && !held.every((c) => c.status.type === 'revoked')) this.#cache.delete(serial);
   }
 
   #store(serial: string, entry: Cached): void {

@@ -35,6 +35,8 @@ const CONSUMER_ACTOR: AuditActor = { id: null, type: 'system', name: REGISTRY_RE
 
 interface Change {
   personId: string;
+  /** The version the event announces (1: the person's first record). */
+  version: number | null;
   changedItems: string[];
   status: 'current' | 'movingOut' | 'removed';
   removal: string | null;
@@ -56,6 +58,7 @@ function changeOf(payload: unknown): Change {
   }
   return {
     personId: p['personId'],
+    version: typeof p['version'] === 'number' ? p['version'] : null,
     changedItems: p['changedItems'].filter((x): x is string => typeof x === 'string'),
     status,
     removal: typeof p['removal'] === 'string' ? p['removal'] : null,
@@ -104,6 +107,16 @@ export class RegistryRevocation {
 
   async onResidentChanged(tx: Tx, event: OutboxEvent): Promise<void> {
     const change = changeOf(event.payload);
+    // A person's first record, as it is (現存): nothing it voids — a certificate issued since
+    // is for this very record, and no lapse can be pending before it. No query needed.
+    if (
+      change.version === 1 &&
+      change.status === 'current' &&
+      change.changedItems.length === 0 &&
+      change.removal === null
+    ) {
+      return;
+    }
     const cause = `event:${event.id}`;
     const now = this.clock.now();
     const held = await this.#valid(tx, change.personId);

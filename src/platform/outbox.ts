@@ -40,6 +40,12 @@ export interface ConsumerDefinition {
   handle: OutboxHandler;
 }
 
+/**
+ * Most events delivered in one transaction. A run holds its transaction (and on PGlite the
+ * one connection) while its handlers work, so it is kept short: what a revocation waits for.
+ */
+const RUN_LIMIT = 25;
+
 /** Key of the advisory lock that orders outbox appends (ASCII "KBOX"). */
 const APPEND_LOCK_KEY = 0x4b424f58;
 
@@ -163,6 +169,57 @@ export class OutboxConsumer {
           cursor = skipTo;
           continue;
         }
+        // A run of pending events, delivered in one transaction when none has failed before.
+        const run: EventRow[] = [];
+        for (let j = i; j < rows.length && run.length < RUN_LIMIT; j++) run.push(rows[j]!);
+        if (run.length > 1) {
+          const together = await this.deliverRun(cursor, run);
+          if (together === 'raced') break;
+          if (together !== 'declined' && 'delivered' in together) {
+            result.delivered += together.delivered;
+            result.skipped += run.length - together.delivered;
+            cursor = run[run.length - 1]!.id;
+            i += run.length;
+            continue;
+          }
+          if (together !== 'declined') {
+            // The events before the failed one, one by one; then the failure is recorded.
+            let raced = false;
+            for (const row of run.slice(0, together.failedAt)) {
+              const step = this.topics.has(row.topic)
+                ? await this.deliver(cursor, row)
+                : (await this.advance(cursor, row.id))
+                  ? 'skipped'
+                  : 'raced';
+              if (step === 'raced') {
+                raced = true;
+                break;
+              }
+              if (step === 'delivered') result.delivered += 1;
+              else if (step === 'skipped') result.skipped += 1;
+              else {
+                // A before-event failed on its own now: stop here, as a single delivery would.
+                if (step === 'parked') result.parked += 1;
+                else if (step === 'failed') result.failed += 1;
+                result.waiting = step !== 'parked';
+                return result;
+              }
+              cursor = row.id;
+            }
+            if (raced) break;
+            const failedRow = run[together.failedAt]!;
+            const step = await this.recordFailure(cursor, failedRow, 0, together.err);
+            if (step === 'parked') {
+              result.parked += 1;
+              cursor = failedRow.id;
+              i += together.failedAt + 1;
+              continue;
+            }
+            result.failed += 1;
+            result.waiting = true;
+            return result;
+          }
+        }
         const row = rows[i]!;
         const step = await this.deliver(cursor, row);
         if (step === 'delivered' || step === 'parked') {
@@ -220,6 +277,58 @@ export class OutboxConsumer {
     });
   }
 
+  /**
+   * Delivers `run` (consecutive events after `cursor`) in one transaction: one claim of the
+   * cursor, the handler for each event of this consumer's topics in order, one commit. Declines
+   * (having changed nothing) when any of them failed before: those go one per transaction.
+   * When a handler throws, everything is rolled back and the caller is told which event it
+   * was: the events before it are delivered again, one by one, and the failure is recorded as
+   * that event's attempt (its handler is not called a second time for it).
+   */
+  private async deliverRun(
+    cursor: string,
+    run: readonly EventRow[],
+  ): Promise<{ delivered: number } | 'raced' | 'declined' | { failedAt: number; err: unknown }> {
+    const ids = run.map((r) => r.id);
+    const failed = await this.db.query(
+      'SELECT 1 FROM outbox_failures WHERE consumer = $1 AND event_id = ANY($2::bigint[]) LIMIT 1',
+      [this.name, ids],
+    );
+    if (failed.rows.length > 0) return 'declined';
+    let at = -1;
+    try {
+      return await this.db.transaction(async (tx) => {
+        const claim = await tx.query(
+          `UPDATE outbox_consumers SET cursor = $3, updated_at = $4
+            WHERE name = $1 AND cursor = $2`,
+          [this.name, cursor, ids[ids.length - 1], this.clock.now()],
+        );
+        if (claim.rowCount === 0) return 'raced' as const;
+        let delivered = 0;
+        for (const [k, row] of run.entries()) {
+          if (!this.topics.has(row.topic)) continue;
+          at = k;
+          await this.handle(
+            {
+              id: row.id,
+              topic: row.topic,
+              key: row.key,
+              payload: row.payload,
+              createdAt: row.created_at,
+            },
+            tx,
+          );
+          delivered += 1;
+        }
+        return { delivered };
+      });
+    } catch (err) {
+      // Rolled back. A handler's failure is that event's attempt; anything else (the claim)
+      // leaves the run to one-by-one delivery.
+      return at >= 0 ? { failedAt: at, err } : 'declined';
+    }
+  }
+
   private async deliver(
     cursor: string,
     row: EventRow,
@@ -255,45 +364,51 @@ export class OutboxConsumer {
       });
       return moved ? 'delivered' : 'raced';
     } catch (err) {
-      const attempts = (failure?.attempts ?? 0) + 1;
-      const safe = safeErrorForLog(err);
-      const text = safe['message'] ?? safe['type'];
-      const message = (typeof text === 'string' ? text : 'error').slice(0, 500);
-      const dead = attempts >= this.maxAttempts;
-      const delay = Math.min(this.retryBaseMs * 2 ** (attempts - 1), this.retryMaxMs);
-      await this.db.transaction(async (tx) => {
-        await tx.query(
-          `INSERT INTO outbox_failures (consumer, event_id, attempts, last_error, next_attempt_at, dead)
+      return this.recordFailure(cursor, row, failure?.attempts ?? 0, err);
+    }
+  }
+
+  /**
+   * Records a failed delivery of `row` (the handler threw `err`, its effects rolled back): its
+   * attempt count and next attempt, or, past `maxAttempts`, parks it and moves the cursor on.
+   */
+  private async recordFailure(
+    cursor: string,
+    row: EventRow,
+    attemptsBefore: number,
+    err: unknown,
+  ): Promise<'failed' | 'parked'> {
+    const attempts = attemptsBefore + 1;
+    const safe = safeErrorForLog(err);
+    const text = safe['message'] ?? safe['type'];
+    const message = (typeof text === 'string' ? text : 'error').slice(0, 500);
+    const dead = attempts >= this.maxAttempts;
+    const delay = Math.min(this.retryBaseMs * 2 ** (attempts - 1), this.retryMaxMs);
+    await this.db.transaction(async (tx) => {
+      await tx.query(
+        `INSERT INTO outbox_failures (consumer, event_id, attempts, last_error, next_attempt_at, dead)
            VALUES ($1, $2, $3, $4, $5, $6)
            ON CONFLICT (consumer, event_id) DO UPDATE
              SET attempts = EXCLUDED.attempts, last_error = EXCLUDED.last_error,
                  next_attempt_at = EXCLUDED.next_attempt_at, dead = EXCLUDED.dead`,
-          [
-            this.name,
-            row.id,
-            attempts,
-            message,
-            new Date(this.clock.now().getTime() + delay),
-            dead,
-          ],
-        );
-        if (dead) {
-          await tx.query(
-            `UPDATE outbox_consumers SET cursor = $3, updated_at = $4
+        [this.name, row.id, attempts, message, new Date(this.clock.now().getTime() + delay), dead],
+      );
+      if (dead) {
+        await tx.query(
+          `UPDATE outbox_consumers SET cursor = $3, updated_at = $4
               WHERE name = $1 AND cursor = $2`,
-            [this.name, cursor, row.id, this.clock.now()],
-          );
-        }
-      });
-      this.log(dead ? 'error' : 'warn', dead ? 'outbox event parked' : 'outbox event failed', {
-        consumer: this.name,
-        eventId: row.id,
-        topic: row.topic,
-        attempts,
-        error: safe,
-      });
-      return dead ? 'parked' : 'failed';
-    }
+          [this.name, cursor, row.id, this.clock.now()],
+        );
+      }
+    });
+    this.log(dead ? 'error' : 'warn', dead ? 'outbox event parked' : 'outbox event failed', {
+      consumer: this.name,
+      eventId: row.id,
+      topic: row.topic,
+      attempts,
+      error: safe,
+    });
+    return dead ? 'parked' : 'failed';
   }
 }
 
