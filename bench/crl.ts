@@ -15,6 +15,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { selfSignedRsa } from './support/openssl.ts';
 import { buildCrl, type CrlEntry } from '../src/pki/crl.ts';
 import { parseCertificate, subjectKeyId } from '../src/pki/x509.ts';
 
@@ -38,24 +39,11 @@ function utcTime(ms: number): string {
 }
 
 function setUp(dir: string, n: number): void {
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-keyout',
-      path.join(dir, 'ca.key'),
-      '-out',
-      path.join(dir, 'ca.pem'),
-      '-days',
-      '3650',
-      '-subj',
-      '/C=JP/O=Kiban bench/CN=CRL bench CA',
-    ],
-    { stdio: 'ignore' },
+  selfSignedRsa(
+    path.join(dir, 'ca.key'),
+    path.join(dir, 'ca.pem'),
+    '/C=JP/O=Kiban bench/CN=CRL bench CA',
+    3650,
   );
   const lines: string[] = [];
   for (let i = 0; i < n; i++) {

@@ -16,6 +16,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 
 const generateKeyPair = promisify(generateKeyPairCb);
+import { selfSignedRsa } from './support/openssl.ts';
 import { parseOcspResponse } from '../src/pki/ocsp.ts';
 import { type LoadResult, runLoad } from './support/loadgen.ts';
 import { type BenchResident, registerResidents, pool } from './support/residents.ts';
@@ -111,24 +112,11 @@ export function prepareOpenssl(dir: string, caPem: string, issued: Issued[]): vo
       .join(''),
   );
   writeFileSync(path.join(dir, 'index.txt.attr'), 'unique_subject = no\n');
-  execFileSync(
-    'openssl',
-    [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-keyout',
-      path.join(dir, 'resp.key'),
-      '-out',
-      path.join(dir, 'resp.pem'),
-      '-days',
-      '30',
-      '-subj',
-      '/C=JP/O=Kiban bench/CN=openssl OCSP responder',
-    ],
-    { stdio: 'ignore' },
+  selfSignedRsa(
+    path.join(dir, 'resp.key'),
+    path.join(dir, 'resp.pem'),
+    '/C=JP/O=Kiban bench/CN=openssl OCSP responder',
+    30,
   );
 }
 

@@ -35,7 +35,9 @@ async function machine(databaseUrl: string | undefined): Promise<Machine> {
     const c = new pg.Client({ connectionString: databaseUrl });
     await c.connect();
     try {
-      postgres = (await c.query<{ v: string }>('SHOW server_version AS v')).rows[0]?.v ?? null;
+      postgres =
+        (await c.query<{ v: string }>("SELECT current_setting('server_version') AS v")).rows[0]
+          ?.v ?? null;
     } finally {
       await c.end();
     }
@@ -144,9 +146,20 @@ export async function runAll(quick: boolean): Promise<BenchReport> {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const { values } = parseArgs({ options: { quick: { type: 'boolean', default: false } } });
-  const report = await runAll(values.quick ?? false);
+  const { values } = parseArgs({
+    options: {
+      quick: { type: 'boolean', default: false },
+      // Regenerates docs/benchmarks.md from the last results (after editing commentary.md).
+      render: { type: 'boolean', default: false },
+    },
+  });
   const dir = path.join(ROOT, 'bench', 'results');
+  if (values.render) {
+    const last = JSON.parse(readFileSync(path.join(dir, 'latest.json'), 'utf8')) as BenchReport;
+    writeFileSync(path.join(ROOT, 'docs', 'benchmarks.md'), renderMarkdown(last));
+    process.exit(0);
+  }
+  const report = await runAll(values.quick ?? false);
   mkdirSync(dir, { recursive: true });
   const json = `${JSON.stringify(report, null, 2)}\n`;
   writeFileSync(path.join(dir, 'latest.json'), json);

@@ -90,6 +90,14 @@ export interface PumpResult {
   waiting: boolean;
 }
 
+const eventOf = (row: EventRow): OutboxEvent => ({
+  id: row.id,
+  topic: row.topic,
+  key: row.key,
+  payload: row.payload,
+  createdAt: row.created_at,
+});
+
 interface EventRow {
   [key: string]: unknown;
   id: string;
@@ -264,16 +272,7 @@ export class OutboxConsumer {
       if (claim.rowCount === 0) {
         throw new Error(`no parked event ${eventId} for consumer ${this.name}`);
       }
-      await this.handle(
-        {
-          id: row.id,
-          topic: row.topic,
-          key: row.key,
-          payload: row.payload,
-          createdAt: row.created_at,
-        },
-        tx,
-      );
+      await this.handle(eventOf(row), tx);
     });
   }
 
@@ -308,16 +307,7 @@ export class OutboxConsumer {
         for (const [k, row] of run.entries()) {
           if (!this.topics.has(row.topic)) continue;
           at = k;
-          await this.handle(
-            {
-              id: row.id,
-              topic: row.topic,
-              key: row.key,
-              payload: row.payload,
-              createdAt: row.created_at,
-            },
-            tx,
-          );
+          await this.handle(eventOf(row), tx);
           delivered += 1;
         }
         return { delivered };
@@ -339,13 +329,7 @@ export class OutboxConsumer {
     );
     const failure = prior.rows[0];
     if (failure && !failure.dead && failure.next_attempt_at > this.clock.now()) return 'waiting';
-    const event: OutboxEvent = {
-      id: row.id,
-      topic: row.topic,
-      key: row.key,
-      payload: row.payload,
-      createdAt: row.created_at,
-    };
+    const event = eventOf(row);
     try {
       const moved = await this.db.transaction(async (tx) => {
         // Claim the event: only the holder of this cursor value may deliver it.
