@@ -146,7 +146,7 @@ describe('set-based intake of new records', () => {
     expect(a).toEqual(b);
   });
 
-  it('leaves a batch it cannot take whole to the per-line path, which reports each line', async () => {
+  it('reports each refused line of a batch of new records, and stores nothing', async () => {
     const people = await residents(3);
     const body = await lines(people);
     // The second line's My Number belongs to the third resident.

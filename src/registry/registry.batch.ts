@@ -3,17 +3,21 @@
  * applied all or nothing.
  *
  * The body streams in — NDJSON (one notification per line) or a JSON array — and is split
- * into items incrementally, each at most {@link BatchLimits.itemBytes}. The parsed items are
- * held (bounded by {@link BatchLimits.bodyBytes} and {@link BatchLimits.items}) so that a batch
- * made only of new records can be stored set-based (registry.bulk.ts: a handful of statements
- * for the whole batch, the same rows as below). Otherwise every item goes through
- * {@link RegistryService.submit} in body
- * order inside ONE transaction, so ordering, idempotency, validation, audit entries and
- * outbox events are exactly those of the single-notification route. Each item runs under a
- * savepoint: a refused item is rolled back to it and processing goes on, so that every bad
- * item is reported (items that depend on a refused one — a later sequence number of the same
- * municipality, a move of a person whose birth was refused — are refused as well, and
+ * into items incrementally, each at most {@link BatchLimits.itemBytes}. Every item is applied
+ * as {@link RegistryService.submit} would apply it, in body order inside ONE transaction, so
+ * ordering, idempotency, validation, audit entries and outbox events are exactly those of the
+ * single-notification route. A refused item writes nothing and processing goes on, so that
+ * every bad item is reported (items that depend on a refused one — a later sequence number of
+ * the same municipality, a move of a person whose birth was refused — are refused as well, and
  * reported). If any item was refused the whole transaction is rolled back.
+ *
+ * Two paths give that outcome:
+ * - set-based ({@link applyBatchSetBased}, the route's): the items are held (bounded by
+ *   {@link BatchLimits.bodyBytes} and {@link BatchLimits.items}) and decided line by line in
+ *   memory against what a handful of queries read up front, then stored with one statement
+ *   per table (registry.bulk.ts); a residentCodeChange goes through `submit` between runs;
+ * - per-line ({@link applyBatch}): every item through `submit` as it arrives, each under a
+ *   savepoint that a refusal rolls back to.
  */
 import type { Readable } from 'node:stream';
 import { checkScope } from '../platform/access.ts';
@@ -22,8 +26,8 @@ import type { AuditLog } from '../platform/audit.ts';
 import type { Database, Tx } from '../platform/db.ts';
 import { AppError, type FieldError, isAppError } from '../platform/errors.ts';
 import type { Clock } from '../platform/clock.ts';
-import { BulkIntake, type BulkLine } from './registry.bulk.ts';
-import type { RegistryService } from './registry.service.ts';
+import { BulkIntake, type BulkLine, isResidentCodeChange } from './registry.bulk.ts';
+import type { RegistryService, SubmitResult } from './registry.service.ts';
 
 export interface BatchLimits {
   /** Largest request body in bytes, counted as it streams in. */
@@ -357,6 +361,138 @@ export function emptyReport(): BatchReport {
   };
 }
 
+/** Counts one more item; past the limit, the per-line results are dropped. */
+function countLine(report: BatchReport, limits: Pick<BatchLimits, 'results'>): void {
+  report.lines++;
+  if (report.results && report.lines > limits.results) report.results = null;
+}
+
+/** Records a refused item and its errors (the list is capped; `failedLines` is not). */
+function recordRefusal(
+  report: BatchReport,
+  limits: Pick<BatchLimits, 'errors'>,
+  line: number,
+  code: string,
+  errors: readonly FieldError[],
+): void {
+  report.failedLines++;
+  for (const e of errors) {
+    if (report.errors.length >= limits.errors) {
+      report.truncated = true;
+      break;
+    }
+    report.errors.push({ line, pointer: e.pointer, message: e.message, code });
+  }
+}
+
+const recordError = (
+  report: BatchReport,
+  limits: Pick<BatchLimits, 'errors'>,
+  line: number,
+  err: AppError,
+): void =>
+  recordRefusal(
+    report,
+    limits,
+    line,
+    err.code,
+    err.errors ?? [{ pointer: '/body', message: err.detail }],
+  );
+
+function recordResult(report: BatchReport, line: number, result: SubmitResult): void {
+  if (result.replay) report.replayed++;
+  else report.accepted++;
+  report.results?.push({
+    line,
+    residentCode: result.residentCode,
+    version: result.version,
+    replay: result.replay,
+  });
+}
+
+/** An item refused before the registry looks at it. */
+interface ItemRefusal {
+  line: number;
+  code: string;
+  errors: FieldError[];
+  /** The scope code, when the item is for a municipality outside the actor's scope. */
+  denied?: string;
+  /** The body's structure is broken: no item follows. */
+  fatal?: boolean;
+}
+
+/**
+ * The checks made before the registry sees an item: it was read, it is JSON, and it is for a
+ * municipality in the actor's scope. Another municipality's notification is not looked at
+ * further: even its sequence errors would tell the caller about that municipality.
+ */
+function screen(actor: Actor, item: BatchItem): BulkLine | ItemRefusal {
+  if ('problem' in item) {
+    return {
+      line: item.line,
+      code: item.problem.code,
+      errors: [{ pointer: '/body', message: item.problem.message }],
+      ...(item.fatal ? { fatal: true } : {}),
+    };
+  }
+  let body: unknown;
+  try {
+    body = JSON.parse(item.text, rejectPrototypeKeys);
+  } catch {
+    // Never the parser's message: it quotes the text.
+    return {
+      line: item.line,
+      code: BATCH_ERROR.invalidJson,
+      errors: [{ pointer: '/body', message: 'is not valid JSON' }],
+    };
+  }
+  const scope = checkScope(actor, { municipalityCode: municipalityCodeOf(body) });
+  if (!scope.ok) {
+    return {
+      line: item.line,
+      code: scope.code,
+      errors: [{ pointer: '/body/municipalityCode', message: scope.detail }],
+      denied: scope.code,
+    };
+  }
+  return { line: item.line, body };
+}
+
+function recordItemRefusal(
+  report: BatchReport,
+  limits: Pick<BatchLimits, 'errors'>,
+  refusal: ItemRefusal,
+): void {
+  if (refusal.denied) report.denied ??= refusal.denied;
+  recordRefusal(report, limits, refusal.line, refusal.code, refusal.errors);
+}
+
+/**
+ * One notification through `registry.submit` under a savepoint: a refusal rolls back what the
+ * line wrote and is recorded; the transaction stays usable.
+ */
+async function submitLine(
+  registry: Pick<RegistryService, 'submit'>,
+  tx: Tx,
+  actor: Actor,
+  { line, body }: BulkLine,
+  requestId: string,
+  limits: Pick<BatchLimits, 'errors'>,
+  report: BatchReport,
+): Promise<void> {
+  await tx.query('SAVEPOINT batch_line');
+  try {
+    const result = await registry.submit(tx, actor, body, requestId);
+    await tx.query('RELEASE SAVEPOINT batch_line');
+    recordResult(report, line, result);
+  } catch (err) {
+    if (!isAppError(err)) throw err;
+    await tx.query('ROLLBACK TO SAVEPOINT batch_line');
+    await tx.query('RELEASE SAVEPOINT batch_line');
+    recordError(report, limits, line, err);
+  }
+}
+
 /**
  * Applies every item through `registry.submit` inside `tx`, each under a savepoint, and
  * records the outcome in `report` (which is complete even when this throws part-way).
@@ -371,59 +507,93 @@ export async function applyBatch(
   limits: Pick<BatchLimits, 'errors' | 'results'>,
   report: BatchReport,
 ): Promise<void> {
-  const fail = (line: number, code: string, errors: readonly FieldError[]): void => {
-    report.failedLines++;
-    for (const e of errors) {
-      if (report.errors.length >= limits.errors) {
-        report.truncated = true;
-        break;
-      }
-      report.errors.push({ line, pointer: e.pointer, message: e.message, code });
-    }
-  };
   for await (const item of items) {
-    report.lines++;
-    if (report.results && report.lines > limits.results) report.results = null;
-    if ('problem' in item) {
-      fail(item.line, item.problem.code, [{ pointer: '/body', message: item.problem.message }]);
-      if (item.fatal) break;
+    countLine(report, limits);
+    const screened = screen(actor, item);
+    if ('code' in screened) {
+      recordItemRefusal(report, limits, screened);
+      if (screened.fatal) break;
       continue;
     }
-    let body: unknown;
-    try {
-      body = JSON.parse(item.text, rejectPrototypeKeys);
-    } catch {
-      // Never the parser's message: it quotes the text.
-      fail(item.line, BATCH_ERROR.invalidJson, [
-        { pointer: '/body', message: 'is not valid JSON' },
-      ]);
+    await submitLine(registry, tx, actor, screened, requestId, limits, report);
+  }
+}
+
+/**
+ * The items of a set-based batch, cut into runs: each run of notifications is decided and
+ * stored set-based, and the line that ends it (a residentCodeChange) goes through
+ * `registry.submit`.
+ */
+interface Run {
+  /** The run's items in line order: refused ones, and notifications for the set-based path. */
+  items: (BulkLine | ItemRefusal)[];
+  /** The line after the run that takes the per-line path, if any. */
+  perLine: BulkLine | null;
+}
+
+function runsOf(screened: readonly (BulkLine | ItemRefusal)[]): Run[] {
+  let run: Run = { items: [], perLine: null };
+  const runs = [run];
+  for (const s of screened) {
+    if ('code' in s || !isResidentCodeChange(s.body)) {
+      run.items.push(s);
       continue;
     }
-    // Another municipality's notification is not looked at further: even its sequence
-    // errors would tell the caller about that municipality.
-    const scope = checkScope(actor, { municipalityCode: municipalityCodeOf(body) });
-    if (!scope.ok) {
-      report.denied ??= scope.code;
-      fail(item.line, scope.code, [{ pointer: '/body/municipalityCode', message: scope.detail }]);
-      continue;
+    run.perLine = s;
+    run = { items: [], perLine: null };
+    runs.push(run);
+  }
+  return runs;
+}
+
+/**
+ * Applies items already read, with the outcome {@link applyBatch} would give them: the same
+ * results, refusals (codes, pointers, messages, order) and — when it commits — the same rows,
+ * events and audit entries. Runs of notifications are decided and stored set-based
+ * (registry.bulk.ts); a residentCodeChange goes through `registry.submit` between two runs.
+ *
+ * `doomed`: the transaction will be rolled back whatever happens (the body broke off after
+ * these items), so, like a batch with a refused line, a run need not be stored unless a
+ * per-line line after it must see its rows.
+ */
+export async function applyBatchSetBased(
+  bulk: BulkIntake,
+  registry: Pick<RegistryService, 'submit'>,
+  tx: Tx,
+  actor: Actor,
+  items: readonly BatchItem[],
+  requestId: string,
+  limits: Pick<BatchLimits, 'errors' | 'results'>,
+  report: BatchReport,
+  doomed = false,
+): Promise<void> {
+  const fatal = items.findIndex((i) => 'problem' in i && i.fatal);
+  const screened = (fatal < 0 ? items : items.slice(0, fatal + 1)).map((i) => screen(actor, i));
+  const lines = screened.filter((s): s is BulkLine => !('code' in s));
+  await bulk.lockStreams(
+    tx,
+    lines.map((l) => l.body),
+  );
+  for (const run of runsOf(screened)) {
+    const decided = run.items.filter((s): s is BulkLine => !('code' in s));
+    const plan = decided.length > 0 ? await bulk.decide(tx, actor, decided, requestId) : null;
+    let next = 0;
+    for (const s of run.items) {
+      countLine(report, limits);
+      if ('code' in s) {
+        recordItemRefusal(report, limits, s);
+        continue;
+      }
+      const outcome = plan?.outcomes[next++];
+      if (!outcome) throw new Error('set-based intake: a line without an outcome');
+      if (outcome.ok) recordResult(report, s.line, outcome.result);
+      else recordError(report, limits, s.line, outcome.error);
     }
-    await tx.query('SAVEPOINT batch_line');
-    try {
-      const result = await registry.submit(tx, actor, body, requestId);
-      await tx.query('RELEASE SAVEPOINT batch_line');
-      if (result.replay) report.replayed++;
-      else report.accepted++;
-      report.results?.push({
-        line: item.line,
-        residentCode: result.residentCode,
-        version: result.version,
-        replay: result.replay,
-      });
-    } catch (err) {
-      if (!isAppError(err)) throw err;
-      await tx.query('ROLLBACK TO SAVEPOINT batch_line');
-      await tx.query('RELEASE SAVEPOINT batch_line');
-      fail(item.line, err.code, err.errors ?? [{ pointer: '/body', message: err.detail }]);
+    const rolledBack = doomed || report.failedLines > 0;
+    if (plan && (run.perLine || !rolledBack)) await bulk.store(tx, actor, plan);
+    if (run.perLine) {
+      countLine(report, limits);
+      await submitLine(registry, tx, actor, run.perLine, requestId, limits, report);
     }
   }
 }
@@ -439,52 +609,27 @@ export interface BatchIntakeDeps {
   db: Database;
   audit: AuditLog;
   registry: RegistryService;
-  /** With a clock, batches of new records take the set-based path (registry.bulk.ts). */
+  /** With a clock, batches take the set-based path (registry.bulk.ts). */
   clock?: Clock;
 }
 
 /**
- * Reads every item (bounded by the batch limits) and tries the set-based path for new
- * records; on success fills `report` and returns true. Otherwise returns false with the items
- * read, for the per-line path; nothing has been written.
+ * Every item of the body (bounded by the batch limits), and the error that broke the reading
+ * off, if one did: the items before it are applied all the same, as the per-line path applies
+ * each item as it arrives.
  */
-async function tryBulk(
-  bulk: BulkIntake,
-  tx: Tx,
-  actor: Actor,
+async function readItems(
   items: AsyncIterable<BatchItem>,
-  requestId: string,
-  limits: Pick<BatchLimits, 'results'>,
-  report: BatchReport,
-): Promise<{ done: true } | { done: false; items: BatchItem[] }> {
+): Promise<{ read: BatchItem[]; error: Error | null }> {
   const read: BatchItem[] = [];
-  const lines: BulkLine[] = [];
-  let usable = true;
-  for await (const item of items) {
-    read.push(item);
-    if (!usable) continue;
-    if ('problem' in item) {
-      usable = false;
-      continue;
-    }
-    try {
-      lines.push({ line: item.line, body: JSON.parse(item.text, rejectPrototypeKeys) });
-    } catch {
-      usable = false;
-    }
+  try {
+    for await (const item of items) read.push(item);
+    return { read, error: null };
+  } catch (err) {
+    const error =
+      err instanceof Error ? err : new Error('the batch body could not be read', { cause: err });
+    return { read, error };
   }
-  if (!usable) return { done: false, items: read };
-  const accepted = await bulk.tryNewRecords(tx, actor, lines, requestId);
-  if (!accepted) return { done: false, items: read };
-  report.lines = read.length;
-  report.accepted = accepted.length;
-  report.results =
-    read.length > limits.results ? null : accepted.map((a) => ({ ...a, replay: false }));
-  return { done: true };
-}
-
-async function* replay(items: readonly BatchItem[]): AsyncIterable<BatchItem> {
-  yield* items;
 }
 
 export interface BatchAccepted {
@@ -529,20 +674,23 @@ export async function intakeBatch(
     );
   try {
     await deps.db.transaction(async (tx) => {
-      const bulk = deps.clock
-        ? await tryBulk(
-            new BulkIntake(deps.clock, deps.audit),
-            tx,
-            actor,
-            items,
-            requestId,
-            limits,
-            report,
-          )
-        : null;
-      if (!bulk?.done) {
-        const rest = bulk ? replay(bulk.items) : items;
-        await applyBatch(deps.registry, tx, actor, rest, requestId, limits, report);
+      if (deps.clock) {
+        const { read, error } = await readItems(items);
+        const bulk = new BulkIntake(deps.clock, deps.audit);
+        await applyBatchSetBased(
+          bulk,
+          deps.registry,
+          tx,
+          actor,
+          read,
+          requestId,
+          limits,
+          report,
+          error !== null,
+        );
+        if (error !== null) throw error;
+      } else {
+        await applyBatch(deps.registry, tx, actor, items, requestId, limits, report);
       }
       if (report.failedLines > 0) throw new BatchRollback(report);
       if (report.lines === 0) {

@@ -1,35 +1,51 @@
 /**
- * The set-based path of batch intake for new records (職権記載・出生・転入 of persons the
- * national server does not know yet): the bulk of a first load and of daily intake. Where
- * every line of a batch is such a record and every check passes, the whole batch is checked
- * with a handful of queries and stored with one statement per table — persons, notifications,
- * versions, outbox events, audit entries — instead of some twenty statements per line.
+ * The set-based path of batch intake of 本人確認情報 change notifications (住基法第30条の7):
+ * a run of notifications is checked with a handful of queries and stored with one statement
+ * per table — persons, notifications, versions, outbox events, audit entries — instead of
+ * some twenty statements per notification.
  *
- * It decides nothing the per-line path would decide differently: the same parsing and rules
- * (registry.rules.ts), the same checks as {@link RegistryService.submit} for a record with no
- * prior state (register-keeping municipality, the municipality's sequence, resident code
- * handed out to it and unused, My Number issued for it), the same rows, events and audit
- * entries in the same order. When anything is not plainly acceptable — a line that does not
- * parse, a known person, a replay, a gap, a code or number not issued, a destination, a
- * resident-code change — it declines (returns null) before writing anything, and the caller
- * runs the per-line path, which reports each refusal exactly as before.
+ * It decides nothing the per-line path would decide differently, because it runs the very same
+ * decision ({@link decideIntake}: parsing, register-keeping municipalities, sequence, the
+ * person and their latest version, renumbering, the rules of registry.rules.ts, the code and
+ * My Number handed out for a new record) line by line, in line order. Only the answers to its
+ * questions come from elsewhere: what the database held when the run began, read up front
+ * with one query per kind of question, plus what the run's own earlier accepted lines
+ * changed. A refused line changes nothing, so later lines are decided as if it were absent —
+ * as under the per-line path's savepoints.
+ *
+ * What a run cannot answer from memory — a 住民票コードの変更 (residentCodeChange retires a code
+ * and moves the My Number to its successor) — never enters a run: registry.batch.ts sends such
+ * a line through {@link RegistryService.submit} between two runs.
  */
-import { createHash, randomUUID } from 'node:crypto';
-import { checkScope } from '../platform/access.ts';
-import type { Actor } from '../platform/actors.ts';
-import { type AuditEntryInput, type AuditLog, canonicalJson } from '../platform/audit.ts';
+import { randomUUID } from 'node:crypto';
+import type { AuditActor, AuditLog } from '../platform/audit.ts';
 import type { Clock } from '../platform/clock.ts';
 import type { Tx } from '../platform/db.ts';
+import { type AppError, isAppError } from '../platform/errors.ts';
 import { appendEvents } from '../platform/outbox.ts';
+import { japanDateOf } from './registry.rules.ts';
+import { type ResidentCodeInfo, residentCodeInfos } from './resident-codes.ts';
 import {
-  type BasicItem,
-  decideChange,
-  japanDateOf,
-  parseNotification,
-  type RegistryNotification,
-} from './registry.rules.ts';
-import { RESIDENT_CHANGED, type ResidentChangedEvent } from './registry.service.ts';
-import { KEEPS_REGISTER } from './registry.store.ts';
+  type ChangeRecords,
+  changeRecords,
+  type DecidedChange,
+  decideIntake,
+  type IntakeView,
+  type SubmitResult,
+} from './registry.service.ts';
+import {
+  bodyHash,
+  KEEPS_REGISTER,
+  type LocalGovernmentFacts,
+  type NotificationRow,
+  type PersonWrite,
+  RegistryStore,
+  sameDesignatedCityOf,
+  type SequenceClaim,
+  sequenceClaim,
+  type StoredVersion,
+  unknownMunicipality,
+} from './registry.store.ts';
 
 /** One line of a batch, already read: its number and the parsed JSON body. */
 export interface BulkLine {
@@ -37,232 +53,330 @@ export interface BulkLine {
   body: unknown;
 }
 
-export interface BulkAccepted {
-  line: number;
-  residentCode: string;
-  version: number;
+/** A line's outcome: its result, or the refusal the per-line path would have thrown. */
+export type LineOutcome = { ok: true; result: SubmitResult } | { ok: false; error: AppError };
+
+/** A decided run: every line's outcome in line order, and what stores the accepted ones. */
+export interface BulkPlan {
+  outcomes: LineOutcome[];
+  /** One per accepted line, in line order. */
+  records: ChangeRecords[];
+  /** Each changed person's row after the run, in order of first change. */
+  persons: Map<string, PersonWrite>;
+  /** Persons the run creates (the others exist and are updated). */
+  created: Set<string>;
 }
 
-interface Planned {
-  line: number;
-  n: RegistryNotification;
-  hash: Buffer;
-  personId: string;
-  status: string;
-  changedItems: BasicItem[];
+const MUNICIPALITY_CODE = /^[0-9]{6}$/;
+const RESIDENT_CODE = /^[0-9]{11}$/;
+
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** A body that asks for a 住民票コードの変更: it goes through the per-line path. */
+export const isResidentCodeChange = (body: unknown): boolean =>
+  isObject(body) && body['changeReason'] === 'residentCodeChange';
+
+/** The body's `municipalityCode`, when it has the shape of one. */
+export function municipalityOf(body: unknown): string | null {
+  const m = isObject(body) ? body['municipalityCode'] : undefined;
+  return typeof m === 'string' && MUNICIPALITY_CODE.test(m) ? m : null;
 }
+
+/**
+ * The keys a line may ask about, read from the raw body: enough for every valid notification
+ * (whose values these are), harmless for an invalid one (asked about, never used).
+ */
+function keysOf(body: unknown): {
+  municipality: string | null;
+  sequence: number | null;
+  residentCode: string | null;
+  destination: string | null;
+} {
+  const record = isObject(body) ? body['record'] : undefined;
+  const dest = isObject(body) ? body['destination'] : undefined;
+  const sequence = isObject(body) ? body['sequence'] : undefined;
+  const code = isObject(record) ? record['residentCode'] : undefined;
+  return {
+    municipality: municipalityOf(body),
+    sequence: typeof sequence === 'number' && Number.isSafeInteger(sequence) ? sequence : null,
+    residentCode: typeof code === 'string' && RESIDENT_CODE.test(code) ? code : null,
+    destination: municipalityOf(dest),
+  };
+}
+
+/** Answers read up front for a set of keys; a key not read ahead is a programming error. */
+class ReadAhead<V> {
+  constructor(
+    private readonly what: string,
+    private readonly keys: ReadonlySet<string>,
+    private readonly found: ReadonlyMap<string, V>,
+  ) {}
+  get(key: string): V | null {
+    if (!this.keys.has(key)) throw new Error(`set-based intake: ${this.what} was not read ahead`);
+    return this.found.get(key) ?? null;
+  }
+}
+
+/** What the database held when the run began, for the keys its lines may ask about. */
+interface Known {
+  localGovernments: ReadAhead<LocalGovernmentFacts>;
+  notifications: ReadAhead<NotificationRow>;
+  lastSequence: ReadAhead<number>;
+  persons: ReadAhead<string>;
+  /** Persons locked (FOR UPDATE) and read: their latest version. */
+  latest: ReadAhead<StoredVersion>;
+  residentCodes: ReadAhead<ResidentCodeInfo>;
+  activeMyNumbers: ReadAhead<string>;
+}
+
+const place = (municipalityCode: string, sequence: number): string =>
+  `${municipalityCode}:${sequence}`;
+
+/**
+ * The view {@link decideIntake} sees during a run: the database as read up front, overlaid
+ * with the run's accepted lines (their notifications, sequence numbers, persons, versions).
+ */
+class RunView implements IntakeView {
+  private readonly notifications = new Map<
+    string,
+    Pick<NotificationRow, 'bodyHash' | 'residentCode' | 'version'>
+  >();
+  private readonly nextSequence = new Map<string, number>();
+  private readonly newPersons = new Map<string, string>();
+  private readonly latestVersions = new Map<string, StoredVersion>();
+
+  constructor(private readonly known: Known) {}
+
+  async assertKeepsRegister(code: string, pointer: string): Promise<void> {
+    const kind = this.known.localGovernments.get(code)?.kind;
+    if (!kind || !KEEPS_REGISTER.has(kind)) throw unknownMunicipality(pointer);
+  }
+
+  async claimSequence(m: string, sequence: number, body: unknown): Promise<SequenceClaim> {
+    const key = place(m, sequence);
+    const prior = this.notifications.get(key) ?? this.known.notifications.get(key);
+    const expected = prior
+      ? 0
+      : (this.nextSequence.get(m) ?? (this.known.lastSequence.get(m) ?? 0) + 1);
+    return sequenceClaim(prior, bodyHash(body), sequence, expected);
+  }
+
+  async personByCode(code: string): Promise<string | null> {
+    return this.newPersons.get(code) ?? this.known.persons.get(code);
+  }
+
+  async lockPerson(personId: string): Promise<void> {
+    // Locked up front, in id order; a person the run creates is its own.
+    if (!this.latestVersions.has(personId)) this.known.latest.get(personId);
+  }
+
+  async latest(personId: string): Promise<StoredVersion | null> {
+    return this.latestVersions.get(personId) ?? this.known.latest.get(personId);
+  }
+
+  async activeFor(code: string): Promise<string | null> {
+    return this.known.activeMyNumbers.get(code);
+  }
+
+  async sameDesignatedCity(a: string, b: string): Promise<boolean> {
+    const lgs = this.known.localGovernments;
+    return sameDesignatedCityOf((code) => lgs.get(code), a, b);
+  }
+
+  async residentCodeInfo(code: string): Promise<ResidentCodeInfo | null> {
+    return this.known.residentCodes.get(code);
+  }
+
+  async isIssuedFor(myNumber: string, code: string): Promise<boolean> {
+    return this.known.activeMyNumbers.get(code) === myNumber;
+  }
+
+  /** What an accepted line changed, as the next line's questions must see it. */
+  accept(change: DecidedChange, records: ChangeRecords): void {
+    const { n } = change;
+    const { person, version } = records;
+    this.notifications.set(place(n.municipalityCode, n.sequence), {
+      bodyHash: change.hash,
+      residentCode: person.residentCode,
+      version: person.version,
+    });
+    this.nextSequence.set(n.municipalityCode, n.sequence + 1);
+    if (!change.personId) this.newPersons.set(person.residentCode, person.id);
+    this.latestVersions.set(person.id, storedVersionOf(version));
+  }
+}
+
+/** A version row as {@link RegistryStore.latest} would read it back. */
+function storedVersionOf(v: ChangeRecords['version']): StoredVersion {
+  const dest = v.destination;
+  return {
+    personId: v.personId,
+    version: v.version,
+    record: { ...v.record },
+    municipalityCode: v.municipalityCode,
+    status: v.status,
+    removalCause: v.removalCause,
+    changeReason: v.changeReason,
+    changeDate: v.changeDate,
+    plannedMoveOutDate: v.plannedMoveOutDate,
+    destination:
+      dest && 'abroad' in dest
+        ? { abroad: true }
+        : dest && 'municipalityCode' in dest
+          ? { municipalityCode: dest.municipalityCode }
+          : null,
+    changedItems: [...v.changedItems],
+    closesMoveOutAt: v.closesMoveOutAt,
+    recordedAt: v.at,
+  };
+}
+
+const keySet = (values: Iterable<string | null>): Set<string> => {
+  const out = new Set<string>();
+  for (const v of values) if (v !== null) out.add(v);
+  return out;
+};
 
 export class BulkIntake {
+  private readonly registry = new RegistryStore();
+
   constructor(
     private readonly clock: Clock,
     private readonly audit: AuditLog,
   ) {}
 
   /**
-   * Stores every line as a new person's first version, or returns null (having written
-   * nothing) when any line needs the per-line path.
+   * Takes the identity-stream locks ({@link RegistryStore.claimSequence}) of every
+   * municipality a batch notifies for, once, in code order.
    */
-  async tryNewRecords(
+  async lockStreams(tx: Tx, bodies: Iterable<unknown>): Promise<void> {
+    const codes = keySet([...bodies].map(municipalityOf));
+    await this.registry.lockStreams(tx, 'identity', codes);
+  }
+
+  /**
+   * Decides every line of a run in line order, as the per-line path would one after another.
+   * Takes the locks of the persons concerned and writes nothing; the caller holds the stream
+   * locks ({@link lockStreams}). No line may be a residentCodeChange.
+   */
+  async decide(
     tx: Tx,
-    actor: Actor,
+    actor: AuditActor,
     lines: readonly BulkLine[],
-    requestId: string,
-  ): Promise<BulkAccepted[] | null> {
-    if (lines.length === 0) return null;
+    requestId: string | undefined,
+  ): Promise<BulkPlan> {
+    if (lines.some((l) => isResidentCodeChange(l.body))) {
+      throw new Error('set-based intake: a residentCodeChange goes through the per-line path');
+    }
     const now = this.clock.now();
     const today = japanDateOf(now);
-    const parsed: { line: number; n: RegistryNotification; body: unknown }[] = [];
-    const codes = new Set<string>();
-    for (const { line, body } of lines) {
-      const p = parseNotification(body, today);
-      if (!p.ok) return null;
-      const n = p.notification;
-      if (n.changeReason === 'residentCodeChange' || n.destination) return null;
-      if (!checkScope(actor, { municipalityCode: n.municipalityCode }).ok) return null;
-      if (codes.has(n.record.residentCode)) return null;
-      codes.add(n.record.residentCode);
-      parsed.push({ line, n, body });
-    }
-    const codeList = [...codes];
-    const municipalities = [...new Set(parsed.map((p) => p.n.municipalityCode))].sort();
-
-    const kinds = await tx.query<{ code: string; kind: string }>(
-      'SELECT code, kind FROM local_governments WHERE code = ANY($1::text[])',
-      [municipalities],
-    );
-    const kindOf = new Map(kinds.rows.map((r) => [r.code, r.kind]));
-    if (municipalities.some((m) => !KEEPS_REGISTER.has(kindOf.get(m) ?? ''))) return null;
-
-    // The same stream locks as claimSequence, taken in code order.
-    for (const m of municipalities) {
-      await tx.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`notifications:identity:${m}`]);
-    }
-    const last = await tx.query<{ municipality_code: string; n: string }>(
-      `SELECT municipality_code, max(sequence)::text AS n FROM registry_notifications
-        WHERE stream = 'identity' AND municipality_code = ANY($1::text[])
-        GROUP BY municipality_code`,
-      [municipalities],
-    );
-    const expected = new Map(municipalities.map((m) => [m, 1]));
-    for (const r of last.rows) expected.set(r.municipality_code, Number(r.n) + 1);
-    for (const { n } of parsed) {
-      // In sequence, no gap, nothing already used (a replay or a conflict): else per line.
-      if (n.sequence !== expected.get(n.municipalityCode)) return null;
-      expected.set(n.municipalityCode, n.sequence + 1);
-    }
-
-    const known = await tx.query<{ resident_code: string }>(
-      `SELECT resident_code FROM persons WHERE resident_code = ANY($1::text[])
-       UNION ALL
-       SELECT resident_code FROM identity_record_versions WHERE resident_code = ANY($1::text[])
-       LIMIT 1`,
-      [codeList],
-    );
-    if (known.rows.length > 0) return null;
-    const pool = await tx.query<{ code: string; municipality_code: string; state: string }>(
-      'SELECT code, municipality_code, state FROM resident_codes WHERE code = ANY($1::text[])',
-      [codeList],
-    );
-    const handedOut = new Map(pool.rows.map((r) => [r.code, r]));
-    const numbers = await tx.query<{ my_number: string; holder_code: string }>(
-      `SELECT my_number, holder_code FROM my_numbers
-        WHERE holder_code = ANY($1::text[]) AND retired_at IS NULL`,
-      [codeList],
-    );
-    const issued = new Set(numbers.rows.map((r) => `${r.holder_code}:${r.my_number}`));
-
-    const planned: Planned[] = [];
-    for (const { line, n, body } of parsed) {
-      const code = handedOut.get(n.record.residentCode);
-      if (!code || code.state !== 'issued' || code.municipality_code !== n.municipalityCode) {
-        return null;
+    const view = new RunView(await this.readAhead(tx, lines));
+    const plan: BulkPlan = { outcomes: [], records: [], persons: new Map(), created: new Set() };
+    for (const { body } of lines) {
+      try {
+        const intake = await decideIntake(view, body, today);
+        if (intake.kind === 'replay') {
+          plan.outcomes.push({ ok: true, result: intake.result });
+          continue;
+        }
+        const change = intake.change;
+        const id = change.personId ?? randomUUID();
+        const records = changeRecords(change, id, actor, requestId, now);
+        view.accept(change, records);
+        if (!change.personId) plan.created.add(id);
+        plan.persons.set(id, records.person);
+        plan.records.push(records);
+        plan.outcomes.push({ ok: true, result: records.result });
+      } catch (err) {
+        if (!isAppError(err)) throw err;
+        plan.outcomes.push({ ok: false, error: err });
       }
-      if (!issued.has(`${n.record.residentCode}:${n.record.myNumber}`)) return null;
-      const decision = decideChange(null, n, { sameDesignatedCity: false });
-      if (
-        !decision.ok ||
-        decision.next.status !== 'current' ||
-        decision.removal ||
-        decision.closesMoveOutAt
-      ) {
-        return null;
-      }
-      planned.push({
-        line,
-        n,
-        hash: createHash('sha256').update(canonicalJson(body)).digest(),
-        personId: randomUUID(),
-        status: decision.next.status,
-        changedItems: decision.changedItems,
-      });
     }
+    return plan;
+  }
 
-    // Everything checks out: store it, one statement per table, in line order.
-    const col = <T>(f: (p: Planned) => T): T[] => planned.map(f);
-    await tx.query(
-      `INSERT INTO persons (id, resident_code, municipality_code, status, latest_version, updated_at)
-       SELECT id, code, m, s, 1, $5
-         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[]) AS u(id, code, m, s)`,
-      [
-        col((p) => p.personId),
-        col((p) => p.n.record.residentCode),
-        col((p) => p.n.municipalityCode),
-        col((p) => p.status),
-        now,
-      ],
+  /**
+   * Stores a plan's accepted lines: one statement per table (persons inserted and updated at
+   * their last version of the run; notifications, versions, events and audit entries in line
+   * order), the same rows the per-line path writes one line at a time.
+   */
+  async store(tx: Tx, actor: AuditActor, plan: BulkPlan): Promise<void> {
+    if (plan.records.length === 0) return;
+    const persons = [...plan.persons.values()];
+    await this.registry.insertPersons(
+      tx,
+      persons.filter((p) => plan.created.has(p.id)),
     );
-    const inserted = await tx.query<{ id: string }>(
-      `INSERT INTO registry_notifications (stream, municipality_code, sequence, body_hash,
-          change_reason, relayed_by, relayed_at, received_at, actor_id, person_id, version,
-          resident_code)
-       SELECT 'identity', m, seq, h, reason, left(m, 2), $7, $7, $8, pid, 1, code
-         FROM unnest($1::text[], $2::bigint[], $3::bytea[], $4::text[], $5::uuid[], $6::text[])
-              WITH ORDINALITY AS u(m, seq, h, reason, pid, code, ord)
-        ORDER BY ord
-       RETURNING id`,
-      [
-        col((p) => p.n.municipalityCode),
-        col((p) => p.n.sequence),
-        col((p) => p.hash),
-        col((p) => p.n.changeReason),
-        col((p) => p.personId),
-        col((p) => p.n.record.residentCode),
-        now,
-        actor.id,
-      ],
+    await this.registry.updatePersons(
+      tx,
+      persons.filter((p) => !plan.created.has(p.id)),
     );
-    if (inserted.rows.length !== planned.length) throw new Error('notification insert count');
-    await tx.query(
-      `INSERT INTO identity_record_versions (person_id, version, resident_code, my_number, name,
-          name_kana, birth_date, sex, address, municipality_code, status, removal_cause,
-          change_reason, change_date, planned_move_out_date, destination_municipality_code,
-          destination_abroad, changed_items, closes_move_out_at, notification_id, recorded_at)
-       SELECT pid, 1, code, num, nm, kana, birth::date, sex, addr, m, s, NULL, reason,
-              cdate::date, NULL, NULL, false,
-              ARRAY(SELECT jsonb_array_elements_text(items)), NULL, nid, $14
-         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
-                     $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
-                     $13::bigint[], $15::jsonb[])
-              AS u(pid, code, num, nm, kana, birth, sex, addr, m, s, reason, cdate, nid, items)`,
-      [
-        col((p) => p.personId),
-        col((p) => p.n.record.residentCode),
-        col((p) => p.n.record.myNumber),
-        col((p) => p.n.record.name),
-        col((p) => p.n.record.nameKana),
-        col((p) => p.n.record.birthDate),
-        col((p) => p.n.record.sex),
-        col((p) => p.n.record.address),
-        col((p) => p.n.municipalityCode),
-        col((p) => p.status),
-        col((p) => p.n.changeReason),
-        col((p) => p.n.changeDate),
-        inserted.rows.map((r) => r.id),
-        now,
-        col((p) => JSON.stringify(p.changedItems)),
-      ],
-    );
+    await this.registry.insertChanges(tx, plan.records);
     await appendEvents(
       tx,
       this.clock,
-      planned.map((p) => {
-        const payload: ResidentChangedEvent = {
-          personId: p.personId,
-          residentCode: p.n.record.residentCode,
-          previousResidentCode: null,
-          version: 1,
-          municipalityCode: p.n.municipalityCode,
-          changeReason: p.n.changeReason,
-          changeDate: p.n.changeDate,
-          changedItems: p.changedItems,
-          status: 'current',
-          removal: null,
-          plannedMoveOutDate: null,
-          destination: null,
-        };
-        return { topic: RESIDENT_CHANGED, key: p.n.record.residentCode, payload };
-      }),
+      plan.records.map((r) => r.event),
     );
     await this.audit.appendMany(
       tx,
       actor,
-      planned.map((p): AuditEntryInput => ({
-        action: 'registry.notification.accept',
-        subjectType: 'resident',
-        subject: p.n.record.residentCode,
-        requestId,
-        details: {
-          changeReason: p.n.changeReason,
-          version: 1,
-          sequence: p.n.sequence,
-          municipalityCode: p.n.municipalityCode,
-        },
-      })),
+      plan.records.map((r) => r.audit),
     );
-    return planned.map((p) => ({
-      line: p.line,
-      residentCode: p.n.record.residentCode,
-      version: 1,
-    }));
+  }
+
+  /**
+   * Reads, with one query each, what the run's lines may ask: local governments, prior
+   * notifications at their places and each municipality's last sequence number, the persons
+   * carrying (or having carried) their resident codes — locked in id order — and their latest
+   * versions, the codes' pool entries and active My Numbers.
+   */
+  private async readAhead(tx: Tx, lines: readonly BulkLine[]): Promise<Known> {
+    const keys = lines.map((l) => keysOf(l.body));
+    const municipalities = keySet(keys.map((k) => k.municipality));
+    const lgCodes = keySet([...municipalities, ...keys.map((k) => k.destination)]);
+    const places = new Map<string, { municipalityCode: string; sequence: number }>();
+    for (const { municipality, sequence } of keys) {
+      if (municipality !== null && sequence !== null) {
+        places.set(place(municipality, sequence), { municipalityCode: municipality, sequence });
+      }
+    }
+    const codes = keySet(keys.map((k) => k.residentCode));
+
+    const lgs = await this.registry.localGovernments(tx, lgCodes);
+    const notifications = await this.registry.notificationsAt(tx, 'identity', [...places.values()]);
+    const last = await this.registry.lastSequences(tx, 'identity', municipalities);
+    const persons = await this.registry.personsByCodes(tx, codes);
+    const personIds = new Set(persons.values());
+    await this.registry.lockPersons(tx, personIds);
+    const latest = await this.registry.latestOfMany(tx, personIds);
+    // Persons recorded elsewhere (a move-in, a ward of the same city): their municipalities.
+    const elsewhere = keySet([...latest.values()].map((v) => v.municipalityCode));
+    for (const code of lgCodes) elsewhere.delete(code);
+    for (const [code, lg] of await this.registry.localGovernments(tx, elsewhere)) {
+      lgs.set(code, lg);
+    }
+    // Codes of no person with a version: a new record's code, checked against its pool.
+    const unheld = keySet(
+      [...codes].filter((c) => {
+        const id = persons.get(c);
+        return id === undefined || !latest.has(id);
+      }),
+    );
+    const infos = await residentCodeInfos(tx, unheld);
+    const active = await this.registry.activeMyNumbers(tx, codes);
+    return {
+      localGovernments: new ReadAhead(
+        'a local government',
+        keySet([...lgCodes, ...elsewhere]),
+        lgs,
+      ),
+      notifications: new ReadAhead('a notification', new Set(places.keys()), notifications),
+      lastSequence: new ReadAhead('a sequence', municipalities, last),
+      persons: new ReadAhead('a person', codes, persons),
+      latest: new ReadAhead('a latest version', personIds, latest),
+      residentCodes: new ReadAhead('a resident code', unheld, infos),
+      activeMyNumbers: new ReadAhead('a My Number', codes, active),
+    };
   }
 }

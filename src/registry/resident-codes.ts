@@ -13,6 +13,7 @@ import type { Clock } from '../platform/clock.ts';
 import type { Queryable } from '../platform/db.ts';
 import { AppError } from '../platform/errors.ts';
 import { residentCodeCheckDigit } from '../numbering/check-digits.ts';
+import { pgArray } from './registry.store.ts';
 
 export type ResidentCodeState = 'pooled' | 'issued' | 'retired';
 
@@ -33,6 +34,39 @@ export function randomResidentCode(): string {
 }
 
 const randomRank = (): string => randomBytes(8).readBigInt64BE().toString();
+
+interface ResidentCodeRow {
+  [key: string]: unknown;
+  code: string;
+  municipality_code: string;
+  state: ResidentCodeState;
+  successor_code: string | null;
+}
+
+const toInfo = (row: ResidentCodeRow): ResidentCodeInfo => ({
+  code: row.code,
+  municipalityCode: row.municipality_code,
+  state: row.state,
+  successorCode: row.successor_code,
+});
+
+/** {@link ResidentCodePool.info} for several codes at once (batch intake); unknown codes are absent. */
+export async function residentCodeInfos(
+  db: Queryable,
+  codes: Iterable<string>,
+): Promise<Map<string, ResidentCodeInfo>> {
+  const list = [...new Set(codes)];
+  const out = new Map<string, ResidentCodeInfo>();
+  if (list.length === 0) return out;
+  // bpchar[]: compared as char(11), the primary key serves the lookup.
+  const r = await db.query<ResidentCodeRow>(
+    `SELECT code, municipality_code, state, successor_code FROM resident_codes
+      WHERE code = ANY($1::bpchar[])`,
+    [pgArray(list)],
+  );
+  for (const row of r.rows) out.set(row.code, toInfo(row));
+  return out;
+}
 
 export interface ResidentCodePoolOptions {
   /** Codes to keep ready in each municipality's pool after a refill. */
@@ -102,24 +136,12 @@ export class ResidentCodePool {
   }
 
   async info(db: Queryable, code: string): Promise<ResidentCodeInfo | null> {
-    const r = await db.query<{
-      code: string;
-      municipality_code: string;
-      state: ResidentCodeState;
-      successor_code: string | null;
-    }>(
+    const r = await db.query<ResidentCodeRow>(
       'SELECT code, municipality_code, state, successor_code FROM resident_codes WHERE code = $1',
       [code],
     );
     const row = r.rows[0];
-    return row
-      ? {
-          code: row.code,
-          municipalityCode: row.municipality_code,
-          state: row.state,
-          successorCode: row.successor_code,
-        }
-      : null;
+    return row ? toInfo(row) : null;
   }
 
   /**
