@@ -714,6 +714,28 @@ describe('signatures and keys', () => {
     expect(() => spkiFromPem('no pem here')).toThrow(DerError);
   });
 
+  it('reads RSA keys as OpenSSL does, and refuses a non-canonical encoding', () => {
+    for (const [modulusLength, publicExponent] of [
+      [2048, 65537],
+      [3072, 65537],
+      [2056, 3],
+    ] as const) {
+      const key = generateKeyPairSync('rsa', { modulusLength, publicExponent }).publicKey;
+      const spki = key.export({ type: 'spki', format: 'der' });
+      expect(spkiInfo(spki)).toEqual({
+        type: 'rsa',
+        bits: key.asymmetricKeyDetails?.modulusLength,
+        publicExponent: key.asymmetricKeyDetails?.publicExponent,
+      });
+      // The same key without the NULL parameters, and with a long-form length: refused.
+      const alg = sequence(oid(OIDS.rsaEncryption));
+      const noNull = sequence(alg, spki.subarray(4 + 15)); // 4: SEQUENCE header, 15: algorithm
+      expect(() => spkiInfo(noNull)).toThrow(DerError);
+      const longForm = Buffer.concat([Buffer.from([0x30, 0x83, 0x00]), spki.subarray(2)]);
+      expect(() => spkiInfo(longForm)).toThrow(DerError);
+    }
+  });
+
   it('computes the key identifier as SHA-1 of the subjectPublicKey bits', () => {
     const { spki } = rsaKey();
     const bits = spki.subarray(spki.length - 270); // 2048-bit key: 270-byte RSAPublicKey
