@@ -859,7 +859,7 @@ describe('a 100,000-entry CRL partition', () => {
          resident_code, municipality_code, state, tbs, certificate, public_key_sha256,
          not_before, not_after, created_at, issued_at, retain_until)
        SELECT $1::bigint + g, 'sign', 'card', 1, $2, $3, '131016', 'issued', '\\x30'::bytea,
-              '\\x30'::bytea, '\\x00'::bytea, $4, $5, $4, $4, '2100-01-01'
+              '\\x30'::bytea, sha256(int8send($1::bigint + g)), $4, $5, $4, $4, '2100-01-01'
          FROM generate_series(0, $6::int - 1) AS g`,
       [FIRST.toString(), row.person_id, holder.residentCode, now, row.not_after, COUNT],
     );
@@ -1066,7 +1066,8 @@ describe(`kiban ca / crl / jpki commands on ${PG_URL ? 'postgres' : 'pglite'}`, 
            resident_code, municipality_code, state, tbs, public_key_sha256, not_before, not_after,
            created_at, retain_until)
          VALUES (nextval('jpki_serial'), 'sign', 'card', 2, $1, $2, '131016', 'pending',
-                 '\\x30'::bytea, '\\x00'::bytea, $3, $3::timestamptz + interval '1 year', $3,
+                 '\\x30'::bytea, sha256(uuid_send($1)), $3,
+                 $3::timestamptz + interval '1 year', $3,
                  '2100-01-01')
          RETURNING serial::text AS serial`,
         [personId, code, past],

@@ -528,6 +528,27 @@ describe('JPKI through the HTTP app, checked with openssl', () => {
       );
     });
 
+    it('issues one certificate when two requests race with the same new key', async () => {
+      // Another resident: the holder's certificates stay as the tests after this expect.
+      const r = await registerJpkiResident(t, 'municipality', '131016', {
+        name: '競合　花子',
+        sex: 'female',
+      });
+      const publicKey = rsaKey().publicKeyPem;
+      const both = await Promise.all(
+        (['sign', 'auth'] as const).map((kind) =>
+          issueCardCertificate(t, 'municipality', {
+            kind,
+            residentCode: r.residentCode,
+            publicKey,
+          }),
+        ),
+      );
+      expect(both.map((r) => r.statusCode).sort()).toEqual([201, 409]);
+      const lost = both.find((r) => r.statusCode === 409);
+      expect(lost?.json<{ code: string }>().code).toBe('jpki.key-reused');
+    });
+
     it('lets only municipalities issue (403 for verifiers and others, 401 without a token)', async () => {
       const body = {
         kind: 'sign' as const,

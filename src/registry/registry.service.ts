@@ -409,9 +409,7 @@ export class RegistryService {
    * For other contexts (JPKI issuance reads the 基本4情報 from here, never from a request).
    */
   async holder(db: Queryable, residentCode: string): Promise<StoredVersion | null> {
-    const personId = await this.store.personByCode(db, residentCode);
-    if (!personId) return null;
-    const latest = await this.store.latest(db, personId);
+    const latest = await this.store.latestByCurrentCode(db, residentCode);
     return latest && latest.record.residentCode === residentCode ? latest : null;
   }
 

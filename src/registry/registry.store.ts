@@ -348,6 +348,36 @@ export class RegistryStore {
     return r.rows[0] ? toVersion(r.rows[0]) : null;
   }
 
+  /**
+   * The latest version of the person who holds `residentCode` now (persons.resident_code is
+   * always the latest version's code); null for a retired or unknown code. One query.
+   */
+  async latestByCurrentCode(db: Queryable, residentCode: string): Promise<StoredVersion | null> {
+    const r = await db.query<VersionRow>(
+      `SELECT v.* FROM persons p JOIN identity_record_versions v
+           ON v.person_id = p.id AND v.version = p.latest_version
+        WHERE p.resident_code = $1`,
+      [residentCode],
+    );
+    return r.rows[0] ? toVersion(r.rows[0]) : null;
+  }
+
+  /** The versions at `personId:version` places (outbox consumers); absent ones are left out. */
+  async versionsAt(
+    db: Queryable,
+    places: readonly { personId: string; version: number }[],
+  ): Promise<Map<string, StoredVersion>> {
+    const out = new Map<string, StoredVersion>();
+    if (places.length === 0) return out;
+    const r = await db.query<VersionRow>(
+      `SELECT v.* FROM identity_record_versions v
+        WHERE (v.person_id, v.version) IN (SELECT * FROM unnest($1::uuid[], $2::int[]))`,
+      [pgArray(places.map((p) => p.personId)), pgArray(places.map((p) => p.version))],
+    );
+    for (const row of r.rows) out.set(`${row.person_id}:${row.version}`, toVersion(row));
+    return out;
+  }
+
   async history(db: Queryable, personId: string): Promise<StoredVersion[]> {
     const r = await db.query<VersionRow>(
       'SELECT * FROM identity_record_versions WHERE person_id = $1 ORDER BY version',
