@@ -201,13 +201,16 @@ export class AuditLog {
       return entry;
     });
     const col = <K extends keyof AuditEntry>(k: K) => entries.map((e) => e[k]);
+    // The entries and the chain head's new hash in one statement (one round trip).
     await tx.query(
-      `INSERT INTO audit_log (seq, occurred_at, actor_id, actor_type, actor_name, action,
-                              subject_type, subject, purpose, outcome, request_id, details,
-                              prev_hash, hash)
-       SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::uuid[], $4::text[], $5::text[],
-                            $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
-                            $11::text[], $12::jsonb[], $13::text[], $14::text[])`,
+      `WITH appended AS (
+         INSERT INTO audit_log (seq, occurred_at, actor_id, actor_type, actor_name, action,
+                                subject_type, subject, purpose, outcome, request_id, details,
+                                prev_hash, hash)
+         SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::uuid[], $4::text[], $5::text[],
+                              $6::text[], $7::text[], $8::text[], $9::text[], $10::text[],
+                              $11::text[], $12::jsonb[], $13::text[], $14::text[]))
+       UPDATE audit_chain SET last_hash = $15 WHERE id`,
       [
         col('seq'),
         col('occurredAt'),
@@ -223,9 +226,9 @@ export class AuditLog {
         entries.map((e) => JSON.stringify(e.details)),
         col('prevHash'),
         col('hash'),
+        prev,
       ],
     );
-    await tx.query('UPDATE audit_chain SET last_hash = $1 WHERE id', [prev]);
     return entries;
   }
 
