@@ -256,6 +256,48 @@ describe('OutboxConsumer', () => {
     expect(await fx.rows()).toHaveLength(3);
   });
 
+  it('hands runs to handleRun; when it throws, delivers event by event and pins the failure', async () => {
+    const fx = await effectTable('effects_runs');
+    const ids = await append(
+      Array.from({ length: 5 }, (_, i) => ({
+        topic: i === 2 ? 'runs.other' : 'runs',
+        payload: { i },
+      })),
+    );
+    const [e1, e2, , e4, e5] = ids;
+    const runs: string[][] = [];
+    const single: string[] = [];
+    let poison: string | undefined = e4;
+    const c = new OutboxConsumer(t.db, clock, {
+      name: 'runs',
+      topics: ['runs'],
+      handle: async (event, tx) => {
+        single.push(event.id);
+        if (event.id === poison) throw new Error('poison');
+        await fx.write(event, tx);
+      },
+      handleRun: async (events, tx) => {
+        runs.push(events.map((e) => e.id));
+        for (const e of events) await fx.write(e, tx);
+        if (events.some((e) => e.id === poison)) throw new Error('poison in the run');
+      },
+    });
+    // The run (its own topic only) fails as a whole and is rolled back; the same run with
+    // `handle` finds e4 failing; the events before it are then delivered one by one, and the
+    // failure is recorded on e4 alone.
+    expect(await c.pump()).toMatchObject({ delivered: 2, failed: 1, waiting: true });
+    expect(runs).toEqual([[e1, e2, e4, e5]]);
+    expect(single).toEqual([e1, e2, e4, e1, e2]);
+    expect(await fx.ids()).toEqual([e1, e2]);
+    expect((await failuresOf('runs')).map((f) => f.event_id)).toEqual([e4]);
+    // Fixed: the failed event goes alone (it failed before), then the rest.
+    poison = undefined;
+    clock.advance(60_000);
+    expect(await c.pump()).toMatchObject({ delivered: 2, failed: 0, waiting: false });
+    expect(await fx.ids()).toEqual([e1, e2, e4, e5]);
+    expect(await cursorOf('runs')).toBe(e5);
+  });
+
   it('parks a poison event after maxAttempts, moves on, and replays it once fixed', async () => {
     const fx = await effectTable('effects_park');
     const [p1, p2, p3] = await append([

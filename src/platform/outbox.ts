@@ -38,6 +38,13 @@ export interface ConsumerDefinition {
   /** Topics this consumer wants; events of other topics only advance its cursor. */
   topics: readonly string[];
   handle: OutboxHandler;
+  /**
+   * Optional: the events of a run (this consumer's topics, in id order) handled together,
+   * e.g. with one query for all of them. Must leave what `handle` called for each event in
+   * turn would leave. If it throws, the run is rolled back and delivered again with `handle`,
+   * so that a failure is pinned on its event.
+   */
+  handleRun?: (events: readonly OutboxEvent[], tx: Tx) => Promise<void>;
 }
 
 /**
@@ -45,6 +52,8 @@ export interface ConsumerDefinition {
  * one connection) while its handlers work, so it is kept short: what a revocation waits for.
  */
 const RUN_LIMIT = 25;
+/** Most events in one run for a consumer with `handleRun` (a few queries for the whole run). */
+const SET_BASED_RUN_LIMIT = 100;
 
 /** Key of the advisory lock that orders outbox appends (ASCII "KBOX"). */
 const APPEND_LOCK_KEY = 0x4b424f58;
@@ -111,6 +120,7 @@ export class OutboxConsumer {
   readonly name: string;
   private readonly topics: ReadonlySet<string>;
   private readonly handle: OutboxHandler;
+  private readonly handleRun: ConsumerDefinition['handleRun'];
   private readonly batchSize: number;
   private readonly maxAttempts: number;
   private readonly retryBaseMs: number;
@@ -126,6 +136,7 @@ export class OutboxConsumer {
     this.name = def.name;
     this.topics = new Set(def.topics);
     this.handle = def.handle;
+    this.handleRun = def.handleRun;
     this.batchSize = options.batchSize ?? 100;
     this.maxAttempts = options.maxAttempts ?? 8;
     this.retryBaseMs = options.retryBaseMs ?? 1000;
@@ -179,7 +190,8 @@ export class OutboxConsumer {
         }
         // A run of pending events, delivered in one transaction when none has failed before.
         const run: EventRow[] = [];
-        for (let j = i; j < rows.length && run.length < RUN_LIMIT; j++) run.push(rows[j]!);
+        const limit = this.handleRun ? SET_BASED_RUN_LIMIT : RUN_LIMIT;
+        for (let j = i; j < rows.length && run.length < limit; j++) run.push(rows[j]!);
         if (run.length > 1) {
           const together = await this.deliverRun(cursor, run);
           if (together === 'raced') break;
@@ -287,6 +299,7 @@ export class OutboxConsumer {
   private async deliverRun(
     cursor: string,
     run: readonly EventRow[],
+    together = this.handleRun !== undefined,
   ): Promise<{ delivered: number } | 'raced' | 'declined' | { failedAt: number; err: unknown }> {
     const ids = run.map((r) => r.id);
     const failed = await this.db.query(
@@ -295,6 +308,7 @@ export class OutboxConsumer {
     );
     if (failed.rows.length > 0) return 'declined';
     let at = -1;
+    let inRunHandler = false;
     try {
       return await this.db.transaction(async (tx) => {
         const claim = await tx.query(
@@ -303,6 +317,12 @@ export class OutboxConsumer {
           [this.name, cursor, ids[ids.length - 1], this.clock.now()],
         );
         if (claim.rowCount === 0) return 'raced' as const;
+        const mine = run.filter((row) => this.topics.has(row.topic));
+        if (together && this.handleRun) {
+          inRunHandler = true;
+          await this.handleRun(mine.map(eventOf), tx);
+          return { delivered: mine.length };
+        }
         let delivered = 0;
         for (const [k, row] of run.entries()) {
           if (!this.topics.has(row.topic)) continue;
@@ -313,8 +333,10 @@ export class OutboxConsumer {
         return { delivered };
       });
     } catch (err) {
-      // Rolled back. A handler's failure is that event's attempt; anything else (the claim)
-      // leaves the run to one-by-one delivery.
+      // Rolled back. The run handler failed: again event by event, to find which one.
+      if (inRunHandler) return this.deliverRun(cursor, run, false);
+      // A handler's failure is that event's attempt; anything else (the claim) leaves the run
+      // to one-by-one delivery.
       return at >= 0 ? { failedAt: at, err } : 'declined';
     }
   }

@@ -30,7 +30,7 @@ import { AppError } from '../platform/errors.ts';
 import type { App } from '../platform/http.ts';
 import type { ConsumerDefinition, OutboxEvent } from '../platform/outbox.ts';
 import { RESIDENT_CHANGED } from './registry.service.ts';
-import type { RegistryStore, StoredVersion } from './registry.store.ts';
+import { pgArray, type RegistryStore, type StoredVersion } from './registry.store.ts';
 
 export const ERROR_NOTICE_CONSUMER = 'registry.error-notices';
 
@@ -145,6 +145,7 @@ export class ErrorNoticeService {
       name: ERROR_NOTICE_CONSUMER,
       topics: [RESIDENT_CHANGED],
       handle: (event, tx) => this.onResidentChanged(tx, event),
+      handleRun: (events, tx) => this.onResidentChangedRun(tx, events),
     };
   }
 
@@ -182,6 +183,86 @@ export class ErrorNoticeService {
     }
   }
 
+  /**
+   * {@link onResidentChanged} for a run of events: the versions they name (and the ones
+   * before, for a move-in) read with one query, and the double-registration candidates of all
+   * new registrations with another; the notices are then raised event by event, in order.
+   */
+  async onResidentChangedRun(tx: Tx, events: readonly OutboxEvent[]): Promise<void> {
+    const refs = events.map((e) => residentChangedRef(e.payload));
+    const places = refs.flatMap((r) =>
+      r.version > 1 ? [r, { personId: r.personId, version: r.version - 1 }] : [r],
+    );
+    const versions = await this.registry.versionsAt(tx, places);
+    const at = (personId: string, version: number) => versions.get(`${personId}:${version}`);
+    const changed = refs.map((ref) => {
+      const v = at(ref.personId, ref.version);
+      if (!v) throw new Error('resident.changed names a version that is not stored');
+      return v;
+    });
+    const fresh = changed.filter(
+      (v) => v.version === 1 && NEW_REGISTRATION_REASONS.includes(v.changeReason),
+    );
+    const others = await this.sameBasicDataElsewhere(tx, fresh);
+    for (const v of changed) {
+      if (v.version === 1 && NEW_REGISTRATION_REASONS.includes(v.changeReason)) {
+        await this.raiseDoubleRegistration(tx, v, others.get(v.personId) ?? []);
+      }
+      if (v.closesMoveOutAt !== null) {
+        const before = at(v.personId, v.version - 1);
+        if (before) await this.detectDestinationMismatch(tx, before, v);
+      }
+    }
+  }
+
+  /**
+   * For each new registration in `fresh`, the other new registrations with the same name
+   * (spaces ignored), date of birth and sex in another municipality within the window, in
+   * resident-code order: the query of {@link detectDoubleRegistration}, for many at once.
+   */
+  private async sameBasicDataElsewhere(
+    tx: Tx,
+    fresh: readonly StoredVersion[],
+  ): Promise<Map<string, { resident_code: string; municipality_code: string }[]>> {
+    const out = new Map<string, { resident_code: string; municipality_code: string }[]>();
+    if (fresh.length === 0) return out;
+    const windowMs = DOUBLE_REGISTRATION_WINDOW_DAYS * 86_400_000;
+    const r = await tx.query<{
+      candidate: string;
+      resident_code: string;
+      municipality_code: string;
+    }>(
+      `SELECT c.person_id AS candidate, o.resident_code, o.municipality_code
+         FROM unnest($1::uuid[], $2::date[], $3::text[], $4::text[], $5::bpchar[],
+                     $6::timestamptz[], $7::timestamptz[])
+              AS c(person_id, birth_date, sex, name, municipality_code, earliest, latest)
+         JOIN identity_record_versions o
+           ON o.version = 1 AND o.birth_date = c.birth_date AND o.sex = c.sex
+          AND translate(o.name, $8, '') = c.name
+          AND o.change_reason = ANY($9::text[])
+          AND o.person_id <> c.person_id AND o.municipality_code <> c.municipality_code
+          AND o.recorded_at BETWEEN c.earliest AND c.latest
+        ORDER BY c.person_id, o.resident_code`,
+      [
+        pgArray(fresh.map((v) => v.personId)),
+        pgArray(fresh.map((v) => v.record.birthDate)),
+        pgArray(fresh.map((v) => v.record.sex)),
+        pgArray(fresh.map((v) => normalisedName(v.record.name))),
+        pgArray(fresh.map((v) => v.municipalityCode)),
+        pgArray(fresh.map((v) => new Date(v.recordedAt.getTime() - windowMs).toISOString())),
+        pgArray(fresh.map((v) => new Date(v.recordedAt.getTime() + windowMs).toISOString())),
+        NAME_SPACES,
+        NEW_REGISTRATION_REASONS,
+      ],
+    );
+    for (const row of r.rows) {
+      const list = out.get(row.candidate) ?? [];
+      list.push({ resident_code: row.resident_code, municipality_code: row.municipality_code });
+      out.set(row.candidate, list);
+    }
+    return out;
+  }
+
   /** (a) the same basic data newly registered elsewhere under another resident code. */
   private async detectDoubleRegistration(tx: Tx, v: StoredVersion): Promise<void> {
     const windowMs = DOUBLE_REGISTRATION_WINDOW_DAYS * 86_400_000;
@@ -205,7 +286,16 @@ export class ErrorNoticeService {
         NAME_SPACES,
       ],
     );
-    for (const other of others.rows) {
+    await this.raiseDoubleRegistration(tx, v, others.rows);
+  }
+
+  /** Raises (a) on both sides for each of `others` found for `v`. */
+  private async raiseDoubleRegistration(
+    tx: Tx,
+    v: StoredVersion,
+    others: readonly { resident_code: string; municipality_code: string }[],
+  ): Promise<void> {
+    for (const other of others) {
       const pair = [v.record.residentCode, other.resident_code].sort().join(',');
       const sides = [
         { here: v.municipalityCode, codes: [v.record.residentCode, other.resident_code] },
