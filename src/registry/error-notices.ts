@@ -232,16 +232,19 @@ export class ErrorNoticeService {
       resident_code: string;
       municipality_code: string;
     }>(
+      // LATERAL: each candidate probes the (birth_date, sex) index of first versions, as the
+      // single-event query does, whatever the planner thinks of the unnest's size.
       `SELECT c.person_id AS candidate, o.resident_code, o.municipality_code
          FROM unnest($1::uuid[], $2::date[], $3::text[], $4::text[], $5::bpchar[],
                      $6::timestamptz[], $7::timestamptz[])
               AS c(person_id, birth_date, sex, name, municipality_code, earliest, latest)
-         JOIN identity_record_versions o
-           ON o.version = 1 AND o.birth_date = c.birth_date AND o.sex = c.sex
-          AND translate(o.name, $8, '') = c.name
-          AND o.change_reason = ANY($9::text[])
-          AND o.person_id <> c.person_id AND o.municipality_code <> c.municipality_code
-          AND o.recorded_at BETWEEN c.earliest AND c.latest
+        CROSS JOIN LATERAL (
+              SELECT v.resident_code, v.municipality_code FROM identity_record_versions v
+               WHERE v.version = 1 AND v.birth_date = c.birth_date AND v.sex = c.sex
+                 AND translate(v.name, $8, '') = c.name
+                 AND v.change_reason = ANY($9::text[])
+                 AND v.person_id <> c.person_id AND v.municipality_code <> c.municipality_code
+                 AND v.recorded_at BETWEEN c.earliest AND c.latest) AS o
         ORDER BY c.person_id, o.resident_code`,
       [
         pgArray(fresh.map((v) => v.personId)),
