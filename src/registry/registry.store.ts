@@ -455,17 +455,7 @@ export class RegistryStore {
     );
   }
 
-  async updatePerson(
-    tx: Queryable,
-    p: {
-      id: string;
-      residentCode: string;
-      municipalityCode: string;
-      status: string;
-      version: number;
-      at: Date;
-    },
-  ): Promise<void> {
+  async updatePerson(tx: Queryable, p: PersonWrite): Promise<void> {
     await tx.query(
       `UPDATE persons SET resident_code = $2, municipality_code = $3, status = $4,
                           latest_version = $5, updated_at = $6
@@ -474,22 +464,7 @@ export class RegistryStore {
     );
   }
 
-  async insertNotification(
-    tx: Queryable,
-    n: {
-      stream: 'identity' | 'supplement';
-      municipalityCode: string;
-      sequence: number;
-      bodyHash: Buffer;
-      changeReason: string;
-      relayedBy: string;
-      at: Date;
-      actorId: string | null;
-      personId: string;
-      version: number;
-      residentCode: string;
-    },
-  ): Promise<string> {
+  async insertNotification(tx: Queryable, n: NotificationWrite): Promise<string> {
     const r = await tx.query<{ id: string }>(
       `INSERT INTO registry_notifications (stream, municipality_code, sequence, body_hash,
           change_reason, relayed_by, relayed_at, received_at, actor_id, person_id, version,
@@ -514,10 +489,7 @@ export class RegistryStore {
     return id;
   }
 
-  async insertVersion(
-    tx: Queryable,
-    v: Omit<StoredVersion, 'recordedAt'> & { notificationId: string; at: Date },
-  ): Promise<void> {
+  async insertVersion(tx: Queryable, v: VersionWrite): Promise<void> {
     const dest = v.destination;
     await tx.query(
       `INSERT INTO identity_record_versions (person_id, version, resident_code, my_number, name,
