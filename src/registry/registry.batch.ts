@@ -609,8 +609,13 @@ export interface BatchIntakeDeps {
   db: Database;
   audit: AuditLog;
   registry: RegistryService;
-  /** With a clock, batches take the set-based path (registry.bulk.ts). */
-  clock?: Clock;
+  clock: Clock;
+  /**
+   * Applies every item through `registry.submit` as it arrives (each under a savepoint)
+   * instead of the set-based path: the reference the set-based path is tested against
+   * (test/registry-setbased.test.ts); the route never sets it.
+   */
+  perLine?: boolean;
 }
 
 /**
@@ -674,7 +679,7 @@ export async function intakeBatch(
     );
   try {
     await deps.db.transaction(async (tx) => {
-      if (deps.clock) {
+      if (!deps.perLine) {
         const { read, error } = await readItems(items);
         const bulk = new BulkIntake(deps.clock, deps.audit);
         await applyBatchSetBased(
