@@ -2,8 +2,9 @@
  * Registry intake (本人確認情報の通知, 住基法第30条の6/第30条の7): identity-record
  * notifications per second through the batch API of a running `kiban start`
  * (`POST /v1/registry/notifications:batch`, NDJSON), new residents (職権記載) of one
- * municipality (then, reported in the detail, the same residents' address changes), on PGlite and, with a database URL, PostgreSQL; projected to a national load of
- * 124 million notifications.
+ * municipality (then, reported in the detail, the same residents' address changes), on PGlite
+ * and, with a database URL, PostgreSQL; projected to a national load of 124 million
+ * notifications.
  *
  * The peer, in the same run and on the same engine, is the database's own ingest rate for the
  * same documents: each batch's lines inserted as jsonb rows with one multi-row INSERT into a
