@@ -80,14 +80,25 @@ export async function benchIntake(opts: IntakeOptions): Promise<BenchResult[]> {
     const kiban: number[] = [];
     const theirs: number[] = [];
     let sequence = 1;
-    for (let b = 0; b < batches; b++) {
-      const lines = drawn.slice(b * batchSize, (b + 1) * batchSize).map((d, j) => ({
+    /** Batch `b`'s notifications: its residents' records, `address` overriding theirs. */
+    const batchLines = (
+      b: number,
+      changeReason: string,
+      changeDate: string,
+      address?: (j: number) => string,
+    ) =>
+      drawn.slice(b * batchSize, (b + 1) * batchSize).map((d, j) => ({
         municipalityCode: '131016',
         sequence: sequence++,
-        changeReason: 'officialEntry',
-        changeDate: '2026-01-05',
-        record: benchRecord(b * batchSize + j, d.residentCode, d.myNumber),
+        changeReason,
+        changeDate,
+        record: {
+          ...benchRecord(b * batchSize + j, d.residentCode, d.myNumber),
+          ...(address ? { address: address(j) } : {}),
+        },
       }));
+    for (let b = 0; b < batches; b++) {
+      const lines = batchLines(b, 'officialEntry', '2026-01-05');
       const texts = lines.map((l) => JSON.stringify(l));
       // Alternate which side goes first.
       const ours = async (): Promise<void> => {
@@ -113,16 +124,12 @@ export async function benchIntake(opts: IntakeOptions): Promise<BenchResult[]> {
     // traffic after a first load. Reported in the detail; the target is on first records.
     const moves: number[] = [];
     for (let b = 0; b < batches; b++) {
-      const lines = drawn.slice(b * batchSize, (b + 1) * batchSize).map((d, j) => ({
-        municipalityCode: '131016',
-        sequence: sequence++,
-        changeReason: 'moveWithin',
-        changeDate: '2026-02-01',
-        record: {
-          ...benchRecord(b * batchSize + j, d.residentCode, d.myNumber),
-          address: `東京都千代田区丸の内${(j % 3) + 1}丁目${(j % 97) + 1}番`,
-        },
-      }));
+      const lines = batchLines(
+        b,
+        'moveWithin',
+        '2026-02-01',
+        (j) => `東京都千代田区丸の内${(j % 3) + 1}丁目${(j % 97) + 1}番`,
+      );
       const t0 = performance.now();
       const r = await postBatch(server, lines);
       if (r.accepted !== lines.length) throw new Error(`move batch accepted ${r.accepted}`);
