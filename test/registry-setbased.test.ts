@@ -309,28 +309,39 @@ async function contents(t: TestApp) {
   };
 }
 
-describe('set-based batch intake against the single route', () => {
-  let a: Side; // takes batches
-  let b: Side; // takes the same notifications one by one
-
+/** Two fresh sides for the enclosing describe, opened before its tests and closed after. */
+function twoSides(): { a: Side; b: Side } {
+  // Filled in by beforeAll, before any test of the describe reads it.
+  const sides = {} as { a: Side; b: Side };
   beforeAll(async () => {
-    a = await side();
-    b = await side();
+    sides.a = await side();
+    sides.b = await side();
   });
   afterAll(async () => {
-    await a.t.close();
-    await b.t.close();
+    await sides.a.t.close();
+    await sides.b.t.close();
   });
+  return sides;
+}
+
+describe('set-based batch intake against the single route', () => {
+  // a takes batches; b takes the same notifications one by one.
+  const sides = twoSides();
 
   it('sends batch-sized arrays as literals that read back unchanged', async () => {
     const texts = ['山田\u3000花子', 'a"b', 'c\\d', '{e,f}', 'NULL', '', ' g ', '𠮷', null];
-    const r = await a.t.database.db.query<{ t: (string | null)[]; n: number[]; b: boolean[] }>(
-      'SELECT $1::text[] AS t, $2::int[] AS n, $3::boolean[] AS b',
-      [pgArray(texts), pgArray([1, -2, 3]), pgArray([true, false])],
-    );
+    const r = await sides.a.t.database.db.query<{
+      t: (string | null)[];
+      n: number[];
+      b: boolean[];
+    }>('SELECT $1::text[] AS t, $2::int[] AS n, $3::boolean[] AS b', [
+      pgArray(texts),
+      pgArray([1, -2, 3]),
+      pgArray([true, false]),
+    ]);
     expect(r.rows[0]).toEqual({ t: texts, n: [1, -2, 3], b: [true, false] });
     const hash = Buffer.from('00ff10', 'hex');
-    const h = await a.t.database.db.query<{ h: string }>(
+    const h = await sides.a.t.database.db.query<{ h: string }>(
       "SELECT encode(($1::bytea[])[1], 'hex') AS h",
       [pgArray([hash])],
     );
@@ -338,7 +349,7 @@ describe('set-based batch intake against the single route', () => {
   });
 
   it('refuses the same lines for the same reasons, and stores the same rows', async () => {
-    const [p1, p2, p3, n1, n2, n4] = (await draw(a.t, CHIYODA, 6)) as [
+    const [p1, p2, p3, n1, n2, n4] = (await draw(sides.a.t, CHIYODA, 6)) as [
       Drawn,
       Drawn,
       Drawn,
@@ -346,9 +357,9 @@ describe('set-based batch intake against the single route', () => {
       Drawn,
       Drawn,
     ];
-    const [q1, n3, z] = (await draw(a.t, CHUO, 3)) as [Drawn, Drawn, Drawn];
-    const [r1, r2] = (await draw(a.t, CHIYODA, 2, false)) as [Drawn, Drawn];
-    await mirror(a.t, b.t);
+    const [q1, n3, z] = (await draw(sides.a.t, CHUO, 3)) as [Drawn, Drawn, Drawn];
+    const [r1, r2] = (await draw(sides.a.t, CHIYODA, 2, false)) as [Drawn, Drawn];
+    await mirror(sides.a.t, sides.b.t);
 
     // Before the batch, on both sides: three residents of 千代田区 and one of 中央区.
     const rec = {
@@ -367,15 +378,15 @@ describe('set-based batch intake against the single route', () => {
       note(CHIYODA, 3, 'birth', rec.p3),
       note(CHUO, 1, 'moveIn', rec.q1),
     ];
-    for (const s of [a, b]) {
+    for (const s of [sides.a, sides.b]) {
       for (const body of prior)
         expect(await single(s.t, 'prefecture', body)).toMatchObject({ ok: true });
     }
     // 個人番号の変更 of P1 (番号法第7条第2項): the batch carries the new number.
-    const renumbered = await a.t.database.db.transaction((tx) =>
-      a.t.services.numbering.renumber(tx, p1.code, CHIYODA, 'leaked'),
+    const renumbered = await sides.a.t.database.db.transaction((tx) =>
+      sides.a.t.services.numbering.renumber(tx, p1.code, CHIYODA, 'leaked'),
     );
-    await mirror(a.t, b.t);
+    await mirror(sides.a.t, sides.b.t);
     const p1New = { ...rec.p1, myNumber: renumbered.myNumber, address: address(CHIYODA, 40) };
     const n1Moved = { ...rec.n1, address: address(CHIYODA, 41) };
     const p2Coded = { ...rec.p2, residentCode: r2.code };
@@ -419,7 +430,7 @@ describe('set-based batch intake against the single route', () => {
 
     // One by one through the single route.
     const outcomes: Outcome[] = [];
-    for (const body of lines) outcomes.push(await single(b.t, 'prefecture', body));
+    for (const body of lines) outcomes.push(await single(sides.b.t, 'prefecture', body));
     expect(outcomes.flatMap((o, i) => (o.ok ? [] : [`${i + 1} ${o.code}`]))).toEqual([
       '6 registry.my-number-not-issued',
       '7 registry.sequence-gap',
@@ -432,11 +443,11 @@ describe('set-based batch intake against the single route', () => {
     ]);
 
     // The same lines as one batch: the same refusals, in line order; nothing stored.
-    const before = await contents(a.t);
-    const refused = await a.t.app.inject({
+    const before = await contents(sides.a.t);
+    const refused = await sides.a.t.app.inject({
       method: 'POST',
       url: '/v1/registry/notifications:batch',
-      headers: { ...a.t.auth('prefecture'), 'content-type': 'application/x-ndjson' },
+      headers: { ...sides.a.t.auth('prefecture'), 'content-type': 'application/x-ndjson' },
       payload: ndjson(lines),
     });
     expect(refused.statusCode, refused.body).toBe(422);
@@ -445,14 +456,14 @@ describe('set-based batch intake against the single route', () => {
       failedLines: 8,
       errors: errorsOf(outcomes),
     });
-    expect(await contents(a.t)).toEqual(before);
+    expect(await contents(sides.a.t)).toEqual(before);
 
     // The accepted lines as one batch: the same results and, row for row, the same database.
     const accepted = lines.filter((_, i) => outcomes[i]?.ok);
-    const res = await a.t.app.inject({
+    const res = await sides.a.t.app.inject({
       method: 'POST',
       url: '/v1/registry/notifications:batch',
-      headers: { ...a.t.auth('prefecture'), 'content-type': 'application/x-ndjson' },
+      headers: { ...sides.a.t.auth('prefecture'), 'content-type': 'application/x-ndjson' },
       payload: ndjson(accepted),
     });
     expect(res.statusCode, res.body).toBe(200);
@@ -464,11 +475,11 @@ describe('set-based batch intake against the single route', () => {
         )
         .map((r, i) => ({ line: i + 1, ...r })),
     );
-    const got = await contents(a.t);
-    const want = await contents(b.t);
+    const got = await contents(sides.a.t);
+    const want = await contents(sides.b.t);
     expect(got.versions.length).toBe(4 + 15);
     expect(got).toEqual(want);
-    expect(await verifyAuditChain(a.t.database.db)).toMatchObject({ ok: true });
+    expect(await verifyAuditChain(sides.a.t.database.db)).toMatchObject({ ok: true });
   });
 });
 
@@ -691,16 +702,8 @@ describe.each([
 ])(
   'set-based and per-line batch paths on random batches ($actor)',
   ({ actor, municipalities, seed }) => {
-    let a: Side; // set-based
-    let b: Side; // per-line
-    beforeAll(async () => {
-      a = await side();
-      b = await side();
-    });
-    afterAll(async () => {
-      await a.t.close();
-      await b.t.close();
-    });
+    // a takes the set-based path; b the per-line one.
+    const sides = twoSides();
 
     it('agree on every refusal and store the same rows', { timeout: 300_000 }, async () => {
       const scenario = new Scenario(random(seed), municipalities);
@@ -710,35 +713,35 @@ describe.each([
         const fresh = new Map<string, Drawn[]>();
         const spare = new Map<string, Drawn[]>();
         for (const m of municipalities) {
-          fresh.set(m, await draw(a.t, m, 40));
-          spare.set(m, await draw(a.t, m, 4, false));
+          fresh.set(m, await draw(sides.a.t, m, 40));
+          spare.set(m, await draw(sides.a.t, m, 4, false));
         }
-        await mirror(a.t, b.t);
+        await mirror(sides.a.t, sides.b.t);
         const lines = scenario.lines(120, fresh, spare);
         const text = ndjson(lines);
 
         // As sent: both paths refuse the same lines (or both accept the batch).
-        const before = await contents(a.t);
-        const setBased = await batch(a, actor, text, true);
-        const perLine = await batch(b, actor, text, false);
+        const before = await contents(sides.a.t);
+        const setBased = await batch(sides.a, actor, text, true);
+        const perLine = await batch(sides.b, actor, text, false);
         expect(setBased).toEqual(perLine);
-        if (!setBased.ok) expect(await contents(a.t)).toEqual(before);
+        if (!setBased.ok) expect(await contents(sides.a.t)).toEqual(before);
 
         // Without the refused lines: both commit, with the same results and the same rows.
         const refused = new Set(setBased.ok ? [] : (setBased.errors ?? []).map((e) => e.line));
         const kept = text.split('\n').filter((l, i) => l.trim() !== '' && !refused.has(i + 1));
-        const a2 = await batch(a, actor, kept.join('\n'), true);
-        const b2 = await batch(b, actor, kept.join('\n'), false);
+        const a2 = await batch(sides.a, actor, kept.join('\n'), true);
+        const b2 = await batch(sides.b, actor, kept.join('\n'), false);
         expect(a2).toEqual(b2);
         expect(a2.ok, JSON.stringify(a2).slice(0, 2000)).toBe(true);
         if (a2.ok) stored += a2.accepted.accepted;
         codeChanges += kept.filter((l) => l.includes('"residentCodeChange"')).length;
-        expect(await contents(a.t)).toEqual(await contents(b.t));
+        expect(await contents(sides.a.t)).toEqual(await contents(sides.b.t));
       }
       // The batches were what they claim: many stored changes, several resident-code changes.
       expect(stored).toBeGreaterThan(150);
       expect(codeChanges).toBeGreaterThan(2);
-      expect(await verifyAuditChain(a.t.database.db)).toMatchObject({ ok: true });
+      expect(await verifyAuditChain(sides.a.t.database.db)).toMatchObject({ ok: true });
     });
   },
 );
