@@ -442,14 +442,18 @@ describe('set-based batch intake against the single route', () => {
       '22 registry.resident-code-not-issued',
     ]);
 
+    /** `bodies` as one batch from the prefecture, to the side that takes batches. */
+    const postBatch = (bodies: readonly Body[]) =>
+      sides.a.t.app.inject({
+        method: 'POST',
+        url: '/v1/registry/notifications:batch',
+        headers: { ...sides.a.t.auth('prefecture'), 'content-type': 'application/x-ndjson' },
+        payload: ndjson(bodies),
+      });
+
     // The same lines as one batch: the same refusals, in line order; nothing stored.
     const before = await contents(sides.a.t);
-    const refused = await sides.a.t.app.inject({
-      method: 'POST',
-      url: '/v1/registry/notifications:batch',
-      headers: { ...sides.a.t.auth('prefecture'), 'content-type': 'application/x-ndjson' },
-      payload: ndjson(lines),
-    });
+    const refused = await postBatch(lines);
     expect(refused.statusCode, refused.body).toBe(422);
     expect(refused.json()).toMatchObject({
       code: 'registry.batch-rejected',
@@ -460,12 +464,7 @@ describe('set-based batch intake against the single route', () => {
 
     // The accepted lines as one batch: the same results and, row for row, the same database.
     const accepted = lines.filter((_, i) => outcomes[i]?.ok);
-    const res = await sides.a.t.app.inject({
-      method: 'POST',
-      url: '/v1/registry/notifications:batch',
-      headers: { ...sides.a.t.auth('prefecture'), 'content-type': 'application/x-ndjson' },
-      payload: ndjson(accepted),
-    });
+    const res = await postBatch(accepted);
     expect(res.statusCode, res.body).toBe(200);
     const results = res.json<{ results: unknown[] }>().results;
     expect(results).toEqual(
