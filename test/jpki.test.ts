@@ -12,6 +12,7 @@
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildServices } from '../src/app.ts';
+import { verifyAuditChain } from '../src/platform/audit.ts';
 import { FakeClock } from '../src/platform/clock.ts';
 import { CLI_ACTOR } from '../src/platform/install.ts';
 import { parseCrlSummary } from '../src/pki/crl.ts';
@@ -547,6 +548,99 @@ describe('JPKI through the HTTP app, checked with openssl', () => {
       expect(both.map((r) => r.statusCode).sort()).toEqual([201, 409]);
       const lost = both.find((r) => r.statusCode === 409);
       expect(lost?.json<{ code: string }>().code).toBe('jpki.key-reused');
+    });
+
+    it('answers each request of a concurrent burst on its own (group commit)', async () => {
+      // Registered one after the other (notifications of one municipality are numbered).
+      const fresh: RegisteredResident[] = [];
+      for (const given of ['一', '二', '三', '四', '五', '六']) {
+        fresh.push(
+          await registerJpkiResident(t, 'municipality', '131016', { name: `一括\u3000${given}` }),
+        );
+      }
+      const db = t.database.db;
+      const here = (await t.services.actors.byName(db, 'municipality'))!;
+      const elsewhere = (await t.services.actors.byName(db, 'municipality2'))!;
+      const reusedKey = rsaKey().publicKeyPem;
+      const requests = [
+        ...fresh.map((r) => ({ actor: here, residentCode: r.residentCode, key: rsaKey() })),
+        // The first holder again, with another key: one certificate supersedes the other.
+        { actor: here, residentCode: fresh[0]!.residentCode, key: rsaKey() },
+        // Not this municipality's resident, and a code nobody holds: not found, each.
+        { actor: elsewhere, residentCode: fresh[1]!.residentCode, key: rsaKey() },
+        { actor: here, residentCode: '99999999999', key: rsaKey() },
+        // One key in two requests: exactly one of them gets it.
+        { actor: here, residentCode: fresh[2]!.residentCode, key: { publicKeyPem: reusedKey } },
+        { actor: here, residentCode: fresh[3]!.residentCode, key: { publicKeyPem: reusedKey } },
+      ];
+      // Called in one go (no HTTP in front), so the service sees each burst at once: the
+      // first request is handled alone, the others wait for it and go as one batch.
+      const burst = (qs: typeof requests, from: number) =>
+        Promise.allSettled(
+          qs.map((q, i) =>
+            t.services.jpki.issuance.issueForCard(
+              db,
+              q.actor,
+              {
+                kind: 'auth',
+                residentCode: q.residentCode,
+                key: { publicKey: q.key.publicKeyPem },
+              },
+              `burst-${from + i}`,
+            ),
+          ),
+        );
+      const codeOf = (a: PromiseSettledResult<unknown>): string =>
+        a.status === 'fulfilled' ? 'issued' : (a.reason as { code: string }).code;
+      // Without the raced key the batch goes through whole; the raced pair makes its batch
+      // fail, and each request of it is redone alone.
+      const answers = [
+        ...(await burst(requests.slice(0, 9), 0)),
+        ...(await burst(requests.slice(9), 9)),
+      ];
+      expect(answers.map(codeOf)).toEqual([
+        ...Array<string>(7).fill('issued'),
+        'jpki.resident-not-found',
+        'jpki.resident-not-found',
+        ...(codeOf(answers[9]!) === 'issued'
+          ? ['issued', 'jpki.key-reused']
+          : ['jpki.key-reused', 'issued']),
+      ]);
+      const issued = answers.flatMap((a) => (a.status === 'fulfilled' ? [a.value] : []));
+      expect(new Set(issued.map((c) => c.serial)).size).toBe(8);
+
+      // The holder asked twice holds one valid certificate; the other is superseded by it.
+      const twice = [answers[0]!, answers[6]!].map(
+        (a) => (a as PromiseFulfilledResult<Issued>).value.serial,
+      );
+      const revoked = await db.query<{ serial: string; superseded_by: string }>(
+        `SELECT serial::text AS serial, superseded_by::text AS superseded_by
+           FROM jpki_revocations WHERE serial = ANY($1::bigint[])`,
+        [twice],
+      );
+      expect(revoked.rows).toHaveLength(1);
+      expect(twice.filter((s) => s !== revoked.rows[0]!.serial)).toEqual([
+        revoked.rows[0]!.superseded_by,
+      ]);
+
+      // Every read of the basic-4 is audited once, in a chain that still verifies: denied for
+      // the two not found; none for the key that lost (its transaction rolled back).
+      const reads = await db.query<{ outcome: string; n: number }>(
+        `SELECT outcome, count(*)::int AS n FROM audit_log
+          WHERE action = 'jpki.certificate.read-basic-four' AND request_id LIKE 'burst-%'
+          GROUP BY outcome ORDER BY outcome`,
+      );
+      expect(reads.rows).toEqual([
+        { outcome: 'denied', n: 2 },
+        { outcome: 'success', n: 8 },
+      ]);
+      expect((await verifyAuditChain(db)).ok).toBe(true);
+      // Every issued certificate verifies against its CA with openssl.
+      for (const [i, c] of issued.entries()) {
+        dir.write(`burst-${i}.pem`, c.certificate);
+        const v = dir.run(['verify', '-CAfile', 'auth-ca.pem', `burst-${i}.pem`]);
+        expect(v.stdout, v.stderr).toBe(`burst-${i}.pem: OK\n`);
+      }
     });
 
     it('lets only municipalities issue (403 for verifiers and others, 401 without a token)', async () => {

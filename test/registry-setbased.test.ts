@@ -25,7 +25,7 @@ import {
   type RecordState,
   type RegistryNotification,
 } from '../src/registry/registry.rules.ts';
-import { pgArray } from '../src/registry/registry.store.ts';
+import { pgArray } from '../src/platform/db.ts';
 import { createTestApp, type TestApp } from './support/app.ts';
 
 const CHIYODA = '131016';

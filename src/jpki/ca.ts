@@ -389,8 +389,18 @@ export class CaService {
 
 /** The next 発行の番号 from the one counter shared by every JPKI certificate. */
 export async function nextSerial(db: Queryable): Promise<bigint> {
-  const r = await db.query<{ n: string }>("SELECT nextval('jpki_serial')::text AS n");
-  return BigInt(r.rows[0]!.n);
+  const [serial] = await nextSerials(db, 1);
+  return serial!;
+}
+
+/** `count` serials from the one sequence, in one round trip (a batch of issuance). */
+export async function nextSerials(db: Queryable, count: number): Promise<bigint[]> {
+  if (count === 0) return [];
+  const r = await db.query<{ n: string }>(
+    "SELECT nextval('jpki_serial')::text AS n FROM generate_series(1, $1::int)",
+    [count],
+  );
+  return r.rows.map((row) => BigInt(row.n));
 }
 
 /** A certificate that fails its profile is a bug: it is never signed. */

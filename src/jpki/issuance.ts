@@ -12,10 +12,11 @@
 import { createHash, createPublicKey, verify as cryptoVerify } from 'node:crypto';
 import type { Config } from '../config.ts';
 import type { Actor } from '../platform/actors.ts';
-import type { AuditActor, AuditLog } from '../platform/audit.ts';
+import type { AuditActor, AuditEntryInput, AuditLog } from '../platform/audit.ts';
 import type { Clock } from '../platform/clock.ts';
-import type { Database, Tx } from '../platform/db.ts';
+import { type ArrayElement, type Database, pgArray, type Tx } from '../platform/db.ts';
 import { AppError } from '../platform/errors.ts';
+import { GroupCommit, type Outcome } from '../platform/group-commit.ts';
 import { DerError, fromPem, toPem, wholeSeconds } from '../pki/der.ts';
 import { csrFromPem, parseCsr, verifyProofOfPossession } from '../pki/csr.ts';
 import {
@@ -40,7 +41,7 @@ import {
 import type { RegistryService } from '../registry/registry.service.ts';
 import type { StoredVersion } from '../registry/registry.store.ts';
 import { signingCertificateOtherNames } from './basic-four.ts';
-import { assertProfile, type CaGeneration, type CaService, nextSerial, opaqueId } from './ca.ts';
+import { assertProfile, type CaGeneration, type CaService, nextSerials, opaqueId } from './ca.ts';
 import {
   caJapaneseName,
   type CertificateKind,
@@ -96,6 +97,43 @@ export const APPLICATION_FRESHNESS_MS = 15 * 60 * 1000;
 export interface IssuedCertificate {
   serial: string;
   certificate: string;
+}
+
+/** Concurrent card requests handled in one transaction at most (group commit). */
+export const ISSUANCE_BATCH = 64;
+
+/** What a pending issuance record is made from. */
+interface RecordSpec {
+  holder: StoredVersion;
+  kind: CertificateKind;
+  medium: Medium;
+  spki: Buffer;
+  ca: CaGeneration;
+  notAfter: Date;
+  authorisedBy: bigint | null;
+  actor: AuditActor;
+  requestId: string;
+}
+
+/** A card request waiting for its batch. */
+interface CardItem {
+  actor: Actor;
+  req: CardIssuanceRequest;
+  spki: Buffer;
+  requestId: string;
+}
+
+/** A signed certificate waiting to be stored with its batch. */
+interface StoreItem {
+  actor: AuditActor;
+  prepared: Prepared;
+  certificate: Buffer;
+  requestId: string;
+}
+
+interface Stages {
+  prepare: GroupCommit<CardItem, Prepared>;
+  store: GroupCommit<StoreItem, boolean>;
 }
 
 /** Pending records older than this are abandoned by the scheduled sweep. */
@@ -168,6 +206,8 @@ export function subjectKeyOf(key: KeySource): Buffer {
 export class IssuanceService {
   /** Partitions (`kind/generation/municipality`) known to have a published CRL. */
   readonly #published = new Set<string>();
+  /** The group-commit stages, one pair per database. */
+  readonly #stages = new WeakMap<Database, Stages>();
 
   constructor(
     private readonly clock: Clock,
@@ -185,7 +225,12 @@ export class IssuanceService {
     }) => Promise<void> = async () => undefined,
   ) {}
 
-  /** 個人番号カード用: requested by the resident's municipality. */
+  /**
+   * 個人番号カード用: requested by the resident's municipality. Concurrent requests share their
+   * transactions (group commit, {@link ISSUANCE_BATCH} at most): one transaction records the
+   * pending certificates of a batch, each is signed on its own, one transaction stores them.
+   * A request is never kept waiting for company: a lone request goes at once.
+   */
   async issueForCard(
     db: Database,
     actor: Actor,
@@ -193,60 +238,132 @@ export class IssuanceService {
     requestId: string,
   ): Promise<IssuedCertificate> {
     const spki = subjectKeyOf(req.key);
-    const prepared = await db.transaction(async (tx) => {
-      const holder = await this.registry.holder(tx, req.residentCode);
-      const visible = holder && holder.municipalityCode === actor.municipalityCode;
-      const readBasicFour = (outcome: 'success' | 'denied'): Promise<unknown> =>
-        this.audit.append(tx, actor, {
-          action: 'jpki.certificate.read-basic-four',
-          subjectType: 'resident',
-          subject: req.residentCode,
-          purpose: 'jpkiIssuance',
-          outcome,
-          requestId,
+    const prepared = await this.#stagesOf(db).prepare.submit({ actor, req, spki, requestId });
+    return this.#signAndStore(db, actor, prepared, requestId);
+  }
+
+  #stagesOf(db: Database): Stages {
+    let stages = this.#stages.get(db);
+    if (!stages) {
+      stages = {
+        prepare: new GroupCommit((items) => this.#prepareCards(db, items), ISSUANCE_BATCH),
+        store: new GroupCommit((items) => this.#storeAll(db, items), ISSUANCE_BATCH),
+      };
+      this.#stages.set(db, stages);
+    }
+    return stages;
+  }
+
+  /**
+   * Records a batch of card requests in one transaction. If the transaction fails as a whole
+   * (a key already in use, a lost connection …), each request is redone in its own, so the
+   * failure lands on the request it belongs to and the others go on.
+   */
+  async #prepareCards(db: Database, items: CardItem[]): Promise<Outcome<Prepared>[]> {
+    try {
+      return await db.transaction((tx) => this.#prepareCardsIn(tx, items));
+    } catch (error) {
+      if (items.length === 1) return [{ ok: false, error }];
+      const outcomes: Outcome<Prepared>[] = [];
+      for (const item of items) outcomes.push(...(await this.#prepareCards(db, [item])));
+      return outcomes;
+    }
+  }
+
+  async #prepareCardsIn(tx: Tx, items: readonly CardItem[]): Promise<Outcome<Prepared>[]> {
+    const holders = await this.registry.holders(
+      tx,
+      items.map((item) => item.req.residentCode),
+    );
+    const now = wholeSeconds(this.clock.now());
+    const outcomes = new Array<Outcome<Prepared>>(items.length);
+    const audits: { actor: AuditActor; input: AuditEntryInput }[] = [];
+    const toRecord: { index: number; spec: RecordSpec }[] = [];
+    const cas = new Map<CertificateKind, CaGeneration>();
+    for (const [index, { actor, req, spki, requestId }] of items.entries()) {
+      const holder = holders.get(req.residentCode);
+      const readBasicFour = (outcome: 'success' | 'denied'): void => {
+        audits.push({
+          actor,
+          input: {
+            action: 'jpki.certificate.read-basic-four',
+            subjectType: 'resident',
+            subject: req.residentCode,
+            purpose: 'jpkiIssuance',
+            outcome,
+            requestId,
+          },
         });
-      if (!holder || !visible) {
-        // Refused: commit the denied audit entry; the 404 is thrown below, after the commit.
-        await readBasicFour('denied');
-        return null;
+      };
+      if (!holder || holder.municipalityCode !== actor.municipalityCode) {
+        // Refused: the denied entry commits; the 404 reaches the caller after the commit.
+        readBasicFour('denied');
+        outcomes[index] = {
+          ok: false,
+          error: new AppError(
+            'notFound',
+            'jpki.resident-not-found',
+            'no resident with this code is registered in your municipality',
+          ),
+        };
+        continue;
       }
       if (holder.status !== 'current') {
-        throw new AppError(
-          'conflict',
-          'jpki.resident-not-current',
-          'certificates are issued only to residents whose record is current',
-        );
+        outcomes[index] = {
+          ok: false,
+          error: new AppError(
+            'conflict',
+            'jpki.resident-not-current',
+            'certificates are issued only to residents whose record is current',
+          ),
+        };
+        continue;
       }
-      const ca = await this.cas.current(tx, req.kind);
+      let ca = cas.get(req.kind);
+      if (!ca) {
+        ca = await this.cas.current(tx, req.kind);
+        cas.set(req.kind, ca);
+      }
       const notAfter = new Date(
         Math.min(
           certificateNotAfter(holder.record.birthDate, this.clock.now()).getTime(),
           ca.notAfter.getTime(),
         ),
       );
-      const ready = await this.#prepare(tx, actor, requestId, {
-        holder,
-        kind: req.kind,
-        medium: 'card',
-        spki,
-        ca,
-        notAfter,
-        authorisedBy: null,
+      const noValidity = validityLeft(notAfter, now);
+      if (noValidity) {
+        outcomes[index] = { ok: false, error: noValidity };
+        continue;
+      }
+      readBasicFour('success');
+      toRecord.push({
+        index,
+        spec: {
+          holder,
+          kind: req.kind,
+          medium: 'card',
+          spki,
+          ca,
+          notAfter,
+          authorisedBy: null,
+          actor,
+          requestId,
+        },
       });
-      // Audited last: the entry commits with the pending record (a refusal above rolls both
-      // back), and the audit chain's head stays locked only for the commit (ADR 0002).
-      await readBasicFour('success');
-      await commitsWithTheNext(tx);
-      return ready;
-    });
-    if (!prepared) {
-      throw new AppError(
-        'notFound',
-        'jpki.resident-not-found',
-        'no resident with this code is registered in your municipality',
-      );
     }
-    return this.#signAndStore(db, actor, prepared, requestId);
+    const recorded = await this.#record(
+      tx,
+      toRecord.map((r) => r.spec),
+      now,
+    );
+    toRecord.forEach((r, k) => (outcomes[r.index] = { ok: true, value: recorded[k]! }));
+    // Audited last: the entries commit with the pending records (a failure above rolls both
+    // back), and the audit chain's head stays locked only for the commit (ADR 0002).
+    await this.audit.appendEach(tx, audits);
+    // A refusal's entry commits synchronously; only a batch that goes on to sign, all of it,
+    // commits with the next.
+    if (recorded.length > 0 && recorded.length === audits.length) await commitsWithTheNext(tx);
+    return outcomes;
   }
 
   /**
@@ -396,97 +513,117 @@ export class IssuanceService {
       }
       const ca = await this.cas.current(tx, app.kind);
       const notAfter = new Date(Math.min(row.not_after.getTime(), ca.notAfter.getTime()));
-      return this.#prepare(tx, actor, requestId, {
-        holder: latest,
-        kind: app.kind,
-        medium: 'mobile',
-        spki,
-        ca,
-        notAfter,
-        authorisedBy: BigInt(row.serial),
-      });
+      const now = wholeSeconds(this.clock.now());
+      const noValidity = validityLeft(notAfter, now);
+      if (noValidity) throw noValidity;
+      const [recorded] = await this.#record(
+        tx,
+        [
+          {
+            holder: latest,
+            kind: app.kind,
+            medium: 'mobile',
+            spki,
+            ca,
+            notAfter,
+            authorisedBy: BigInt(row.serial),
+            actor,
+            requestId,
+          },
+        ],
+        now,
+      );
+      return recorded!;
     });
     return this.#signAndStore(db, actor, prepared, requestId);
   }
 
-  async #prepare(
-    tx: Tx,
-    actor: AuditActor,
-    requestId: string,
-    p: {
-      holder: StoredVersion;
-      kind: CertificateKind;
-      medium: Medium;
-      spki: Buffer;
-      ca: CaGeneration;
-      notAfter: Date;
-      authorisedBy: bigint | null;
-    },
-  ): Promise<Prepared> {
-    const keyHash = createHash('sha256').update(p.spki).digest();
-    const now = wholeSeconds(this.clock.now());
-    if (p.notAfter.getTime() <= now.getTime()) {
-      throw new AppError(
-        'conflict',
-        'jpki.no-validity-left',
-        'the certificate would already be expired',
-      );
+  /**
+   * Allocates serials, builds and checks each to-be-signed certificate against its profile,
+   * and writes the pending issuance records, all of `specs` in one statement each.
+   */
+  async #record(tx: Tx, specs: readonly RecordSpec[], now: Date): Promise<Prepared[]> {
+    if (specs.length === 0) return [];
+    const serials = await nextSerials(tx, specs.length);
+    const prepared: Prepared[] = [];
+    for (const [k, p] of specs.entries()) {
+      const serial = serials[k]!;
+      const municipalityCode = p.holder.municipalityCode;
+      const partition = await this.partitions.of(tx, municipalityCode);
+      if (!partition) throw new Error(`municipality ${municipalityCode} has no CRL partition`);
+      const extensions = this.#extensions(p.kind, p.medium, p.ca, partition, p.spki, p.holder);
+      const subject =
+        p.kind === 'sign'
+          ? encodeName([
+              { type: 'C', value: 'JP' },
+              { type: 'L', value: partition.prefectureRomaji },
+              { type: 'L', value: partition.municipalityRomaji },
+              {
+                type: 'CN',
+                value: `${jstStamp(now)}${municipalityCode.slice(0, 5)}${opaqueId(9)}`,
+              },
+            ])
+          : encodeName([
+              { type: 'C', value: 'JP' },
+              { type: 'CN', value: opaqueId(23) },
+            ]);
+      const tbs = buildTbsCertificate({
+        serial,
+        signatureAlgorithm: 'sha256WithRSAEncryption',
+        issuer: p.ca.subject,
+        notBefore: now,
+        notAfter: p.notAfter,
+        subject,
+        spki: p.spki,
+        extensions,
+      });
+      assertProfile(tbs, PROFILE_OF[p.kind], p.ca.subject, now);
+      prepared.push({
+        serial,
+        tbs,
+        ca: p.ca,
+        personId: p.holder.personId,
+        residentCode: p.holder.record.residentCode,
+        municipalityCode,
+        kind: p.kind,
+        medium: p.medium,
+      });
     }
-    const municipalityCode = p.holder.municipalityCode;
-    const partition = await this.partitions.of(tx, municipalityCode);
-    if (!partition) throw new Error(`municipality ${municipalityCode} has no CRL partition`);
-    const serial = await nextSerial(tx);
-    const extensions = this.#extensions(p.kind, p.medium, p.ca, partition, p.spki, p.holder);
-    const subject =
-      p.kind === 'sign'
-        ? encodeName([
-            { type: 'C', value: 'JP' },
-            { type: 'L', value: partition.prefectureRomaji },
-            { type: 'L', value: partition.municipalityRomaji },
-            { type: 'CN', value: `${jstStamp(now)}${municipalityCode.slice(0, 5)}${opaqueId(9)}` },
-          ])
-        : encodeName([
-            { type: 'C', value: 'JP' },
-            { type: 'CN', value: opaqueId(23) },
-          ]);
-    const tbs = buildTbsCertificate({
-      serial,
-      signatureAlgorithm: 'sha256WithRSAEncryption',
-      issuer: p.ca.subject,
-      notBefore: now,
-      notAfter: p.notAfter,
-      subject,
-      spki: p.spki,
-      extensions,
-    });
-    assertProfile(tbs, PROFILE_OF[p.kind], p.ca.subject, now);
+    const col = <T extends ArrayElement>(f: (p: RecordSpec, r: Prepared) => T): string =>
+      pgArray(specs.map((p, k) => f(p, prepared[k]!)));
     await tx
       .query(
         `INSERT INTO jpki_certificates (serial, kind, medium, ca_generation, person_id, resident_code,
          municipality_code, state, tbs, public_key_sha256, not_before, not_after, authorised_by,
          requested_by, request_id, created_at, retain_until)
-       VALUES ($1,$2,$3,$4,$5,$6,$7,'pending',$8,$9,$10,$11,$12,$13,$14,$15,$16)`,
+         SELECT serial, kind, medium, generation, person_id, resident_code, municipality_code,
+                'pending', tbs, key_hash, $13, not_after, authorised_by, requested_by, request_id,
+                $13, retain_until
+           FROM unnest($1::bigint[], $2::text[], $3::text[], $4::int[], $5::uuid[], $6::bpchar[],
+                       $7::bpchar[], $8::bytea[], $9::bytea[], $10::timestamptz[], $11::bigint[],
+                       $12::uuid[], $14::text[], $15::date[])
+             AS u(serial, kind, medium, generation, person_id, resident_code, municipality_code,
+                  tbs, key_hash, not_after, authorised_by, requested_by, request_id, retain_until)`,
         [
-          serial.toString(),
-          p.kind,
-          p.medium,
-          p.ca.generation,
-          p.holder.personId,
-          p.holder.record.residentCode,
-          municipalityCode,
-          tbs,
-          keyHash,
+          col((_, r) => r.serial.toString()),
+          col((p) => p.kind),
+          col((p) => p.medium),
+          col((p) => p.ca.generation),
+          col((_, r) => r.personId),
+          col((_, r) => r.residentCode),
+          col((_, r) => r.municipalityCode),
+          col((_, r) => r.tbs),
+          col((p) => createHash('sha256').update(p.spki).digest()),
+          col((p) => p.notAfter.toISOString()),
+          col((p) => p.authorisedBy?.toString() ?? null),
+          col((p) => p.actor.id),
           now,
-          p.notAfter,
-          p.authorisedBy?.toString() ?? null,
-          actor.id,
-          requestId,
-          now,
-          addYears(p.notAfter, this.config.jpki.retentionYears),
+          col((p) => p.requestId),
+          col((p) => addYears(p.notAfter, this.config.jpki.retentionYears)),
         ],
       )
       .catch((err: unknown) => {
-        // The key already has a certificate (migration 0011): the transaction is rolled back.
+        // A key already has a certificate (migration 0011): the transaction is rolled back.
         const e = err as { code?: unknown; constraint?: unknown };
         throw e.code === '23505' && e.constraint === 'jpki_certificates_key_in_use'
           ? new AppError(
@@ -496,16 +633,7 @@ export class IssuanceService {
             )
           : err;
       });
-    return {
-      serial,
-      tbs,
-      ca: p.ca,
-      personId: p.holder.personId,
-      residentCode: p.holder.record.residentCode,
-      municipalityCode,
-      kind: p.kind,
-      medium: p.medium,
-    };
+    return prepared;
   }
 
   #extensions(
@@ -566,55 +694,11 @@ export class IssuanceService {
   ): Promise<IssuedCertificate> {
     const signer = await this.cas.signerFor(db, p.ca);
     const certificate = assembleCertificate(p.tbs, signer.algorithm, await signer.sign(p.tbs));
-    const firstInPartition = await db.transaction(async (tx) => {
-      // One issuance per holder, kind and medium at a time decides what is superseded.
-      await tx.query('SELECT pg_advisory_xact_lock(hashtext($1))', [
-        `jpki/${p.personId}/${p.kind}/${p.medium}`,
-      ]);
-      const stored = await tx.query(
-        `UPDATE jpki_certificates SET state = 'issued', certificate = $2, issued_at = $3
-          WHERE serial = $1 AND state = 'pending'`,
-        [p.serial.toString(), certificate, this.clock.now()],
-      );
-      if (stored.rowCount !== 1) {
-        // Abandoned by the sweep while we were signing: the certificate is discarded.
-        throw new AppError(
-          'unavailable',
-          'jpki.issuance-abandoned',
-          'issuance was abandoned while the certificate was being signed (it timed out, or the CA key was reported compromised); apply again',
-        );
-      }
-      const previous = await tx.query<{ serial: string }>(
-        `SELECT c.serial FROM jpki_certificates c LEFT JOIN jpki_revocations r ON r.serial = c.serial
-          WHERE c.person_id = $1 AND c.kind = $2 AND c.medium = $3 AND c.state = 'issued'
-            AND c.serial <> $4 AND r.serial IS NULL AND c.not_after > $5
-          ORDER BY c.serial`,
-        [p.personId, p.kind, p.medium, p.serial.toString(), this.clock.now()],
-      );
-      for (const old of previous.rows) {
-        await this.revocations.revoke(tx, actor, {
-          serial: BigInt(old.serial),
-          category: 'request',
-          crlReason: 'superseded',
-          supersededBy: p.serial,
-          requestId,
-        });
-      }
-      const published = await this.#partitionPublished(tx, p);
-      await this.audit.append(tx, actor, {
-        action: 'jpki.certificate.issue',
-        subjectType: 'certificate',
-        subject: p.serial.toString(),
-        outcome: 'success',
-        requestId,
-        details: {
-          kind: p.kind,
-          medium: p.medium,
-          caGeneration: p.ca.generation,
-          superseded: previous.rows.map((r) => r.serial),
-        },
-      });
-      return !published;
+    const firstInPartition = await this.#stagesOf(db).store.submit({
+      actor,
+      prepared: p,
+      certificate,
+      requestId,
     });
     if (firstInPartition) {
       await this.afterIssue({
@@ -624,6 +708,119 @@ export class IssuanceService {
       });
     }
     return { serial: p.serial.toString(), certificate: toPem(certificate, 'CERTIFICATE') };
+  }
+
+  /** Stores a batch of signed certificates in one transaction; alone each, if that fails. */
+  async #storeAll(db: Database, items: StoreItem[]): Promise<Outcome<boolean>[]> {
+    try {
+      // Two certificates of one holder, kind and medium are stored one after the other, so
+      // the later supersedes the earlier.
+      if (items.length > 1 && new Set(items.map(holderKey)).size < items.length) {
+        throw new Error('one holder twice in a batch');
+      }
+      return await db.transaction((tx) => this.#storeIn(tx, items));
+    } catch (error) {
+      if (items.length === 1) return [{ ok: false, error }];
+      const outcomes: Outcome<boolean>[] = [];
+      for (const item of items) outcomes.push(...(await this.#storeAll(db, [item])));
+      return outcomes;
+    }
+  }
+
+  /**
+   * Marks the certificates issued, supersedes each holder's previous certificate of the same
+   * kind and medium, and audits the issuance. Answers, per certificate, whether it is the first
+   * of its CRL partition (whose CRL is then published at once).
+   */
+  async #storeIn(tx: Tx, items: readonly StoreItem[]): Promise<Outcome<boolean>[]> {
+    // One issuance per holder, kind and medium at a time decides what is superseded; the locks
+    // are taken in one order, so two batches cannot deadlock.
+    await tx.query(
+      `SELECT pg_advisory_xact_lock(h)
+         FROM (SELECT DISTINCT hashtext(k) AS h FROM unnest($1::text[]) AS k ORDER BY 1 OFFSET 0) l`,
+      [pgArray(items.map(holderKey))],
+    );
+    const now = this.clock.now();
+    const stored = await tx.query<{ serial: string }>(
+      `UPDATE jpki_certificates c SET state = 'issued', certificate = u.certificate, issued_at = $3
+         FROM unnest($1::bigint[], $2::bytea[]) AS u(serial, certificate)
+        WHERE c.serial = u.serial AND c.state = 'pending'
+       RETURNING c.serial::text AS serial`,
+      [
+        pgArray(items.map((i) => i.prepared.serial.toString())),
+        pgArray(items.map((i) => i.certificate)),
+        now,
+      ],
+    );
+    const storedSerials = new Set(stored.rows.map((r) => r.serial));
+    const isStored = (i: StoreItem): boolean => storedSerials.has(i.prepared.serial.toString());
+    const kept = items.filter(isStored);
+    const previous = await tx.query<{ serial: string; key: string }>(
+      `SELECT c.serial::text AS serial, 'jpki/' || c.person_id || '/' || c.kind || '/' || c.medium AS key
+         FROM jpki_certificates c LEFT JOIN jpki_revocations r ON r.serial = c.serial
+        WHERE (c.person_id, c.kind, c.medium) IN
+              (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[]))
+          AND c.state = 'issued' AND c.serial <> ALL($4::bigint[]) AND r.serial IS NULL
+          AND c.not_after > $5
+        ORDER BY c.serial`,
+      [
+        pgArray(kept.map((i) => i.prepared.personId)),
+        pgArray(kept.map((i) => i.prepared.kind)),
+        pgArray(kept.map((i) => i.prepared.medium)),
+        pgArray(kept.map((i) => i.prepared.serial.toString())),
+        now,
+      ],
+    );
+    const audits: { actor: AuditActor; input: AuditEntryInput }[] = [];
+    const firstSeen = new Set<string>();
+    const outcomes: Outcome<boolean>[] = [];
+    for (const item of items) {
+      const p = item.prepared;
+      if (!isStored(item)) {
+        // Abandoned by the sweep while it was being signed: the certificate is discarded.
+        outcomes.push({
+          ok: false,
+          error: new AppError(
+            'unavailable',
+            'jpki.issuance-abandoned',
+            'issuance was abandoned while the certificate was being signed (it timed out, or the CA key was reported compromised); apply again',
+          ),
+        });
+        continue;
+      }
+      const superseded = previous.rows.filter((r) => r.key === holderKey(item));
+      for (const old of superseded) {
+        await this.revocations.revoke(tx, item.actor, {
+          serial: BigInt(old.serial),
+          category: 'request',
+          crlReason: 'superseded',
+          supersededBy: p.serial,
+          requestId: item.requestId,
+        });
+      }
+      const partition = `${p.kind}/${p.ca.generation}/${p.municipalityCode}`;
+      const first = !firstSeen.has(partition) && !(await this.#partitionPublished(tx, p));
+      firstSeen.add(partition);
+      audits.push({
+        actor: item.actor,
+        input: {
+          action: 'jpki.certificate.issue',
+          subjectType: 'certificate',
+          subject: p.serial.toString(),
+          outcome: 'success',
+          requestId: item.requestId,
+          details: {
+            kind: p.kind,
+            medium: p.medium,
+            caGeneration: p.ca.generation,
+            superseded: superseded.map((r) => r.serial),
+          },
+        },
+      });
+      outcomes.push({ ok: true, value: first });
+    }
+    await this.audit.appendEach(tx, audits);
+    return outcomes;
   }
 
   /**
@@ -682,6 +879,18 @@ export class IssuanceService {
  */
 async function commitsWithTheNext(tx: Tx): Promise<void> {
   await tx.query("SELECT set_config('synchronous_commit', 'off', true)");
+}
+
+/** The advisory lock key of a holder's certificates of one kind and medium. */
+function holderKey({ prepared: p }: StoreItem): string {
+  return `jpki/${p.personId}/${p.kind}/${p.medium}`;
+}
+
+/** The refusal for a certificate that would already be expired, or null. */
+function validityLeft(notAfter: Date, now: Date): AppError | null {
+  return notAfter.getTime() <= now.getTime()
+    ? new AppError('conflict', 'jpki.no-validity-left', 'the certificate would already be expired')
+    : null;
 }
 
 /** Where a partition's CRL is served (also written into certificates). */

@@ -160,26 +160,37 @@ export class AuditLog {
     return entry;
   }
 
-  /** Appends several entries under one lock of the chain head (batches). */
+  /** Appends several entries of one actor under one lock of the chain head (batches). */
   async appendMany(
     tx: Queryable,
     actor: AuditActor,
     inputs: readonly AuditEntryInput[],
   ): Promise<AuditEntry[]> {
-    if (inputs.length === 0) return [];
-    inputs.forEach(assertNoPersonalData);
+    return this.appendEach(
+      tx,
+      inputs.map((input) => ({ actor, input })),
+    );
+  }
+
+  /** Appends several entries, each with its own actor, under one lock of the chain head. */
+  async appendEach(
+    tx: Queryable,
+    items: readonly { actor: AuditActor; input: AuditEntryInput }[],
+  ): Promise<AuditEntry[]> {
+    if (items.length === 0) return [];
+    items.forEach((it) => assertNoPersonalData(it.input));
     // Taking the head row lock serialises appenders: sequence numbers follow commit order.
     const head = await tx.query<{ last_seq: string; last_hash: string }>(
       `UPDATE audit_chain SET last_seq = last_seq + $1 WHERE id
        RETURNING last_seq - $1 AS last_seq, last_hash`,
-      [inputs.length],
+      [items.length],
     );
     const row = head.rows[0];
     if (!row) throw new Error('audit chain head is missing; run kiban init');
     let seq = BigInt(row.last_seq);
     let prev = row.last_hash;
     const occurredAt = new Date(this.clock.now().getTime()).toISOString();
-    const entries: AuditEntry[] = inputs.map((input) => {
+    const entries: AuditEntry[] = items.map(({ actor, input }) => {
       seq += 1n;
       const base = {
         seq: seq.toString(),

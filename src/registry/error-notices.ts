@@ -30,7 +30,8 @@ import { AppError } from '../platform/errors.ts';
 import type { App } from '../platform/http.ts';
 import type { ConsumerDefinition, OutboxEvent } from '../platform/outbox.ts';
 import { RESIDENT_CHANGED } from './registry.service.ts';
-import { pgArray, type RegistryStore, type StoredVersion } from './registry.store.ts';
+import { pgArray } from '../platform/db.ts';
+import type { RegistryStore, StoredVersion } from './registry.store.ts';
 
 export const ERROR_NOTICE_CONSUMER = 'registry.error-notices';
 

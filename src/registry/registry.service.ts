@@ -413,6 +413,16 @@ export class RegistryService {
     return latest && latest.record.residentCode === residentCode ? latest : null;
   }
 
+  /** {@link holder} for several codes: a code without a current holder is absent. */
+  async holders(
+    db: Queryable,
+    residentCodes: Iterable<string>,
+  ): Promise<Map<string, StoredVersion>> {
+    const found = await this.store.latestByCurrentCodes(db, residentCodes);
+    for (const [code, v] of found) if (v.record.residentCode !== code) found.delete(code);
+    return found;
+  }
+
   /** The latest version of a person by their internal id. */
   async latestOf(db: Queryable, personId: string): Promise<StoredVersion | null> {
     return this.store.latest(db, personId);

@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { canonicalJson } from '../platform/audit.ts';
-import type { Queryable } from '../platform/db.ts';
+import { pgArray, type Queryable } from '../platform/db.ts';
 import { AppError } from '../platform/errors.ts';
 import type {
   BasicItem,
@@ -241,26 +241,6 @@ export type VersionWrite = Omit<StoredVersion, 'recordedAt'> & { notificationId:
 /** Distinct values in code-point order: the order locks are taken in. */
 const distinct = (values: Iterable<string>): string[] => [...new Set(values)].sort();
 
-/** One element of a batch-sized array parameter. */
-type ArrayElement = string | number | boolean | null | Buffer;
-
-/** `value` as an element of a PostgreSQL array literal: quoted, or NULL. */
-function arrayElement(value: ArrayElement): string {
-  if (value === null) return 'NULL';
-  if (typeof value === 'number') return String(value);
-  if (typeof value === 'boolean') return value ? 't' : 'f';
-  if (Buffer.isBuffer(value)) return `"\\\\x${value.toString('hex')}"`;
-  return /["\\]/.test(value) ? `"${value.replace(/["\\]/g, '\\$&')}"` : `"${value}"`;
-}
-
-/**
- * An array parameter as one PostgreSQL array literal (`{"a","b",NULL}`) for `$n::type[]`:
- * built in one pass here instead of element by element by the driver, which for arrays of a
- * batch's size is most of the cost of sending them (both engines).
- */
-export const pgArray = (values: readonly ArrayElement[]): string =>
-  `{${values.map(arrayElement).join(',')}}`;
-
 /** A version row as intake writes it, before its notification has an id. */
 export type NewVersion = Omit<VersionWrite, 'notificationId'>;
 
@@ -360,6 +340,24 @@ export class RegistryStore {
       [residentCode],
     );
     return r.rows[0] ? toVersion(r.rows[0]) : null;
+  }
+
+  /** {@link latestByCurrentCode} for several codes; retired and unknown codes are absent. */
+  async latestByCurrentCodes(
+    db: Queryable,
+    residentCodes: Iterable<string>,
+  ): Promise<Map<string, StoredVersion>> {
+    const list = distinct(residentCodes);
+    const out = new Map<string, StoredVersion>();
+    if (list.length === 0) return out;
+    const r = await db.query<VersionRow & { current_code: string }>(
+      `SELECT v.*, p.resident_code AS current_code FROM persons p JOIN identity_record_versions v
+           ON v.person_id = p.id AND v.version = p.latest_version
+        WHERE p.resident_code = ANY($1::bpchar[])`,
+      [pgArray(list)],
+    );
+    for (const row of r.rows) out.set(row.current_code, toVersion(row));
+    return out;
   }
 
   /** The versions at `personId:version` places (outbox consumers); absent ones are left out. */

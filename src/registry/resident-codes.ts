@@ -13,7 +13,7 @@ import type { Clock } from '../platform/clock.ts';
 import type { Queryable } from '../platform/db.ts';
 import { AppError } from '../platform/errors.ts';
 import { residentCodeCheckDigit } from '../numbering/check-digits.ts';
-import { pgArray } from './registry.store.ts';
+import { pgArray } from '../platform/db.ts';
 
 export type ResidentCodeState = 'pooled' | 'issued' | 'retired';
 

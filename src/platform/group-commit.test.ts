@@ -1,0 +1,76 @@
+import { describe, expect, it } from 'vitest';
+import { GroupCommit, type Outcome } from './group-commit.ts';
+
+/** A batch function that records its batches and waits until `release` is called. */
+function gated() {
+  const batches: number[][] = [];
+  const gates: (() => void)[] = [];
+  const handle = async (items: number[]): Promise<Outcome<number>[]> => {
+    batches.push(items);
+    await new Promise<void>((r) => gates.push(r));
+    return items.map((n) =>
+      n < 0 ? { ok: false, error: new Error(`refused ${n}`) } : { ok: true, value: n * 10 },
+    );
+  };
+  const releaseNext = async (): Promise<void> => {
+    for (let i = 0; i < 50 && gates.length === 0; i++) await new Promise((r) => setImmediate(r));
+    gates.shift()?.();
+  };
+  return { batches, handle, releaseNext };
+}
+
+describe('GroupCommit', () => {
+  it('handles a lone item at once, and what arrives meanwhile as the next batch', async () => {
+    const g = gated();
+    const gc = new GroupCommit(g.handle, 10);
+    const first = gc.submit(1);
+    const rest = [2, 3, 4].map((n) => gc.submit(n));
+    expect(g.batches).toEqual([[1]]);
+    await g.releaseNext();
+    expect(await first).toBe(10);
+    await g.releaseNext();
+    expect(await Promise.all(rest)).toEqual([20, 30, 40]);
+    expect(g.batches).toEqual([[1], [2, 3, 4]]);
+  });
+
+  it('never puts more than maxBatch items in one batch', async () => {
+    const g = gated();
+    const gc = new GroupCommit(g.handle, 2);
+    const all = [1, 2, 3, 4, 5].map((n) => gc.submit(n));
+    for (let i = 0; i < 3; i++) await g.releaseNext();
+    expect(await Promise.all(all)).toEqual([10, 20, 30, 40, 50]);
+    expect(g.batches).toEqual([[1], [2, 3], [4, 5]]);
+  });
+
+  it('answers each item on its own: a refusal does not touch its neighbours', async () => {
+    const g = gated();
+    const gc = new GroupCommit(g.handle, 10);
+    const lone = gc.submit(0);
+    const results = Promise.allSettled([5, -1, 6].map((n) => gc.submit(n)));
+    await g.releaseNext();
+    await lone;
+    await g.releaseNext();
+    const settled = await results;
+    expect(settled.map((s) => s.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect((settled[1] as PromiseRejectedResult).reason).toEqual(new Error('refused -1'));
+  });
+
+  it('rejects every item of a batch whose function throws, and goes on with the next', async () => {
+    let calls = 0;
+    const gc = new GroupCommit<number, number>(async (items) => {
+      calls++;
+      if (calls === 2) throw new Error('connection lost');
+      return items.map((n) => ({ ok: true, value: n }));
+    }, 10);
+    const a = gc.submit(1);
+    const b = Promise.allSettled([gc.submit(2), gc.submit(3)]);
+    expect(await a).toBe(1);
+    expect((await b).map((s) => s.status)).toEqual(['rejected', 'rejected']);
+    expect(await gc.submit(4)).toBe(4);
+  });
+
+  it('refuses a batch function that answers the wrong number of outcomes', async () => {
+    const gc = new GroupCommit<number, number>(async () => [], 10);
+    await expect(gc.submit(1)).rejects.toThrow('batch of 1 answered 0 outcomes');
+  });
+});

@@ -1,0 +1,60 @@
+/**
+ * Group commit: concurrent callers' items are handled together, one batch at a time. While a
+ * batch runs, newly submitted items wait; when it ends, everything waiting (up to `maxBatch`)
+ * forms the next batch. A lone caller is handled at once, alone: nothing ever waits for a
+ * timer, so latency under light load is that of the single path.
+ *
+ * The batch function answers each item on its own ({@link Outcome}): one item's refusal is not
+ * its neighbours'. If the batch function itself throws, every item of the batch gets that error.
+ */
+export type Outcome<O> = { ok: true; value: O } | { ok: false; error: unknown };
+
+interface Waiting<I, O> {
+  item: I;
+  resolve(value: O): void;
+  reject(error: unknown): void;
+}
+
+export class GroupCommit<I, O> {
+  readonly #queue: Waiting<I, O>[] = [];
+  #running = false;
+
+  constructor(
+    private readonly handle: (items: I[]) => Promise<Outcome<O>[]>,
+    private readonly maxBatch: number,
+  ) {
+    if (!Number.isInteger(maxBatch) || maxBatch < 1) throw new Error('maxBatch must be ≥ 1');
+  }
+
+  submit(item: I): Promise<O> {
+    return new Promise<O>((resolve, reject) => {
+      this.#queue.push({ item, resolve, reject });
+      if (!this.#running) void this.#drain();
+    });
+  }
+
+  async #drain(): Promise<void> {
+    this.#running = true;
+    try {
+      while (this.#queue.length > 0) {
+        const batch = this.#queue.splice(0, this.maxBatch);
+        let outcomes: Outcome<O>[];
+        try {
+          outcomes = await this.handle(batch.map((w) => w.item));
+          if (outcomes.length !== batch.length) {
+            throw new Error(`batch of ${batch.length} answered ${outcomes.length} outcomes`);
+          }
+        } catch (error) {
+          outcomes = batch.map(() => ({ ok: false, error }));
+        }
+        batch.forEach((w, i) => {
+          const o = outcomes[i]!;
+          if (o.ok) w.resolve(o.value);
+          else w.reject(o.error);
+        });
+      }
+    } finally {
+      this.#running = false;
+    }
+  }
+}
