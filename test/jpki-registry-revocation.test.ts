@@ -229,6 +229,82 @@ describe('registry-driven revocation (異動等失効情報)', () => {
     expect(await revocation(t, held.auth)).toMatchObject({ category: 'registryChange' });
   });
 
+  it('a run mixing holders and residents without certificates acts as event by event', async () => {
+    t.clock.set('2026-10-01T01:00:00Z');
+    const scheduled = async (personOf: RegisteredResident): Promise<number> => {
+      const r = await t.database.db.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM jpki_scheduled_revocations s
+           JOIN jpki_certificates c ON c.serial = s.serial
+          WHERE c.resident_code = $1`,
+        [personOf.residentCode],
+      );
+      return r.rows[0]!.n;
+    };
+    const moveOut = (r: RegisteredResident) =>
+      notifyIdentityChange(t, 'municipality', {
+        municipalityCode: '131016',
+        changeReason: 'moveOut',
+        plannedMoveOutDate: '2026-10-05',
+        destination: { municipalityCode: '141046' },
+        record: r.record,
+      });
+    const moveIn = (r: RegisteredResident) =>
+      notifyIdentityChange(t, 'municipality2', {
+        municipalityCode: '141046',
+        changeReason: 'moveIn',
+        record: { ...r.record, address: MOVED_ADDRESS },
+      });
+    // D held certificates, moved out (a lapse is scheduled), then had both revoked on request:
+    // D now holds none, and its move-in must still cancel the scheduled lapse.
+    const d = await registerJpkiResident(t, 'municipality', '131016', { name: '取消　四郎' });
+    const dHeld = await issueBoth(t, d);
+    expect((await moveOut(d)).statusCode).toBe(201);
+    await deliver();
+    expect(await scheduled(d)).toBe(1);
+    for (const serial of [dHeld.sign, dHeld.auth]) {
+      const revoked = await t.app.inject({
+        method: 'POST',
+        url: `/v1/jpki/certificates/${serial}/revocation`,
+        headers: t.auth('municipality'),
+        payload: { reason: 'request' },
+      });
+      expect(revoked.statusCode, revoked.body).toBe(201);
+    }
+    // One run: A (a holder) moves out and in again; B and C hold nothing; D moves in.
+    const a = await registerJpkiResident(t, 'municipality', '131016', { name: '一連　一郎' });
+    const aHeld = await issueBoth(t, a);
+    const b = await registerJpkiResident(t, 'municipality', '131016', { name: '一連　二郎' });
+    const c = await registerJpkiResident(t, 'municipality', '131016', { name: '一連　三郎' });
+    await deliver();
+    expect((await moveOut(a)).statusCode).toBe(201);
+    const bMoved = await notifyIdentityChange(t, 'municipality', {
+      municipalityCode: '131016',
+      changeReason: 'moveWithin',
+      record: { ...b.record, address: '東京都千代田区丸の内1丁目1番1号' },
+    });
+    expect(bMoved.statusCode, bMoved.body).toBe(201);
+    expect((await moveOut(c)).statusCode).toBe(201);
+    expect((await moveIn(a)).statusCode).toBe(201);
+    expect((await moveIn(c)).statusCode).toBe(201);
+    expect((await moveIn(d)).statusCode).toBe(201);
+    await deliver();
+    // A: the new address voids the signing certificate; the move-in cancelled the lapse.
+    expect(await revocation(t, aHeld.sign)).toMatchObject({ category: 'registryChange' });
+    expect(await revocation(t, aHeld.auth)).toBeNull();
+    expect(await scheduled(a)).toBe(0);
+    // D: the lapse is cancelled although D holds no valid certificate.
+    expect(await scheduled(d)).toBe(0);
+    // B and C: nothing to void, nothing scheduled.
+    const others = await t.database.db.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM jpki_certificates WHERE resident_code = ANY($1::bpchar[])`,
+      [[b.residentCode, c.residentCode]],
+    );
+    expect(others.rows[0]!.n).toBe(0);
+    t.clock.set('2026-12-01T00:00:00Z');
+    expect(await t.services.jpki.registryRevocation.processDue(t.database.db)).toEqual([]);
+    expect(await revocation(t, aHeld.auth)).toBeNull();
+  });
+
   it('emigration keeping the card: the signing certificate lapses on the departure date, the authentication one stays', async () => {
     t.clock.set('2027-01-05T01:00:00Z');
     const r = await registerJpkiResident(t, 'municipality', '131016', { name: '国外　八郎' });

@@ -21,7 +21,7 @@
  */
 import type { AuditActor } from '../platform/audit.ts';
 import type { Clock } from '../platform/clock.ts';
-import type { Database, Tx } from '../platform/db.ts';
+import { type Database, pgArray, type Tx } from '../platform/db.ts';
 import type { ConsumerDefinition, OutboxEvent } from '../platform/outbox.ts';
 import { RESIDENT_CHANGED } from '../registry/registry.service.ts';
 import type { RevocationCategory, RevocationHook, RevocationService } from './revocation.ts';
@@ -67,6 +67,19 @@ function changeOf(payload: unknown): Change {
   };
 }
 
+/**
+ * A person's first record, as it is (現存): nothing it voids — a certificate issued since is
+ * for this very record, and no lapse can be pending before it. No query needed.
+ */
+function isFirstRecord(change: Change): boolean {
+  return (
+    change.version === 1 &&
+    change.status === 'current' &&
+    change.changedItems.length === 0 &&
+    change.removal === null
+  );
+}
+
 /** 00:00 JST of `date` + `days`, as an instant. */
 function startOfJstDay(date: string, days = 0): Date {
   const d = new Date(`${date}T00:00:00+09:00`);
@@ -102,21 +115,48 @@ export class RegistryRevocation {
       name: REGISTRY_REVOCATION_CONSUMER,
       topics: [RESIDENT_CHANGED],
       handle: (event, tx) => this.onResidentChanged(tx, event),
+      handleRun: (events, tx) => this.onResidentChangedRun(tx, events),
     };
+  }
+
+  /**
+   * A run of changes, leaving what {@link onResidentChanged} leaves event by event. Most
+   * changed persons hold no valid certificate: for them a change can only cancel a scheduled
+   * lapse, so they take one query for the run to find them and one to cancel. The changes of
+   * persons who do hold one go through `onResidentChanged`, in order (persons are independent:
+   * a change voids only its own person's certificates).
+   */
+  async onResidentChangedRun(tx: Tx, events: readonly OutboxEvent[]): Promise<void> {
+    const relevant = events
+      .map((event) => ({ event, change: changeOf(event.payload) }))
+      .filter(({ change }) => !isFirstRecord(change));
+    if (relevant.length === 0) return;
+    const holders = await tx.query<{ person_id: string }>(
+      `SELECT DISTINCT c.person_id FROM jpki_certificates c
+        WHERE c.person_id = ANY($1::uuid[]) AND c.not_after > $2 AND ${UNREVOKED}`,
+      [pgArray([...new Set(relevant.map((r) => r.change.personId))]), this.clock.now()],
+    );
+    const holding = new Set(holders.rows.map((r) => r.person_id));
+    const returned = new Set(
+      relevant
+        .filter((r) => !holding.has(r.change.personId) && r.change.status === 'current')
+        .map((r) => r.change.personId),
+    );
+    if (returned.size > 0) {
+      await tx.query(
+        `DELETE FROM jpki_scheduled_revocations
+          WHERE person_id = ANY($1::uuid[]) AND reason = 'moveOutLapse'`,
+        [pgArray([...returned])],
+      );
+    }
+    for (const { event, change } of relevant) {
+      if (holding.has(change.personId)) await this.onResidentChanged(tx, event);
+    }
   }
 
   async onResidentChanged(tx: Tx, event: OutboxEvent): Promise<void> {
     const change = changeOf(event.payload);
-    // A person's first record, as it is (現存): nothing it voids — a certificate issued since
-    // is for this very record, and no lapse can be pending before it. No query needed.
-    if (
-      change.version === 1 &&
-      change.status === 'current' &&
-      change.changedItems.length === 0 &&
-      change.removal === null
-    ) {
-      return;
-    }
+    if (isFirstRecord(change)) return;
     const cause = `event:${event.id}`;
     const now = this.clock.now();
     const held = await this.#valid(tx, change.personId);
