@@ -71,7 +71,7 @@ async function opensslSignRate(seconds: number): Promise<number> {
 }
 
 export async function benchIssuance(opts: IssuanceOptions): Promise<BenchResult[]> {
-  const total = opts.certificates ?? (opts.quick ? 160 : 900);
+  const total = opts.certificates ?? (opts.quick ? 400 : 1200);
   const rounds = opts.quick ? 2 : 3;
   const perRound = Math.floor(total / rounds);
   const few = opts.quick ? 40 : 90;

@@ -573,8 +573,8 @@ describe('JPKI through the HTTP app, checked with openssl', () => {
         { actor: here, residentCode: fresh[2]!.residentCode, key: { publicKeyPem: reusedKey } },
         { actor: here, residentCode: fresh[3]!.residentCode, key: { publicKeyPem: reusedKey } },
       ];
-      // Called in one go (no HTTP in front), so the service sees each burst at once: the
-      // first request is handled alone, the others wait for it and go as one batch.
+      // Called in one go (no HTTP in front), so each burst reaches the service in one turn of
+      // the event loop and is prepared as one batch.
       const burst = (qs: typeof requests, from: number) =>
         Promise.allSettled(
           qs.map((q, i) =>

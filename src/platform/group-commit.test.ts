@@ -20,17 +20,31 @@ function gated() {
 }
 
 describe('GroupCommit', () => {
-  it('handles a lone item at once, and what arrives meanwhile as the next batch', async () => {
+  it('takes what was submitted in one turn as one batch, and what arrives meanwhile as the next', async () => {
     const g = gated();
     const gc = new GroupCommit(g.handle, 10);
-    const first = gc.submit(1);
-    const rest = [2, 3, 4].map((n) => gc.submit(n));
-    expect(g.batches).toEqual([[1]]);
+    const first = [1, 2].map((n) => gc.submit(n));
+    expect(g.batches).toEqual([]);
+    await new Promise((r) => setImmediate(r));
+    expect(g.batches).toEqual([[1, 2]]);
+    const rest = [3, 4, 5].map((n) => gc.submit(n));
     await g.releaseNext();
-    expect(await first).toBe(10);
+    expect(await Promise.all(first)).toEqual([10, 20]);
     await g.releaseNext();
-    expect(await Promise.all(rest)).toEqual([20, 30, 40]);
-    expect(g.batches).toEqual([[1], [2, 3, 4]]);
+    expect(await Promise.all(rest)).toEqual([30, 40, 50]);
+    expect(g.batches).toEqual([
+      [1, 2],
+      [3, 4, 5],
+    ]);
+  });
+
+  it('handles a lone item alone, without waiting for company', async () => {
+    const g = gated();
+    const gc = new GroupCommit(g.handle, 10);
+    const lone = gc.submit(7);
+    await g.releaseNext();
+    expect(await lone).toBe(70);
+    expect(g.batches).toEqual([[7]]);
   });
 
   it('never puts more than maxBatch items in one batch', async () => {
@@ -39,18 +53,16 @@ describe('GroupCommit', () => {
     const all = [1, 2, 3, 4, 5].map((n) => gc.submit(n));
     for (let i = 0; i < 3; i++) await g.releaseNext();
     expect(await Promise.all(all)).toEqual([10, 20, 30, 40, 50]);
-    expect(g.batches).toEqual([[1], [2, 3], [4, 5]]);
+    expect(g.batches).toEqual([[1, 2], [3, 4], [5]]);
   });
 
   it('answers each item on its own: a refusal does not touch its neighbours', async () => {
     const g = gated();
     const gc = new GroupCommit(g.handle, 10);
-    const lone = gc.submit(0);
     const results = Promise.allSettled([5, -1, 6].map((n) => gc.submit(n)));
     await g.releaseNext();
-    await lone;
-    await g.releaseNext();
     const settled = await results;
+    expect(g.batches).toEqual([[5, -1, 6]]);
     expect(settled.map((s) => s.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
     expect((settled[1] as PromiseRejectedResult).reason).toEqual(new Error('refused -1'));
   });
@@ -62,10 +74,9 @@ describe('GroupCommit', () => {
       if (calls === 2) throw new Error('connection lost');
       return items.map((n) => ({ ok: true, value: n }));
     }, 10);
-    const a = gc.submit(1);
-    const b = Promise.allSettled([gc.submit(2), gc.submit(3)]);
-    expect(await a).toBe(1);
-    expect((await b).map((s) => s.status)).toEqual(['rejected', 'rejected']);
+    expect(await gc.submit(1)).toBe(1);
+    const b = await Promise.allSettled([gc.submit(2), gc.submit(3)]);
+    expect(b.map((s) => s.status)).toEqual(['rejected', 'rejected']);
     expect(await gc.submit(4)).toBe(4);
   });
 
