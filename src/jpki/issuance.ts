@@ -16,7 +16,7 @@ import type { AuditActor, AuditEntryInput, AuditLog } from '../platform/audit.ts
 import type { Clock } from '../platform/clock.ts';
 import { type ArrayElement, type Database, pgArray, type Tx } from '../platform/db.ts';
 import { AppError } from '../platform/errors.ts';
-import { GroupCommit, type Outcome } from '../platform/group-commit.ts';
+import { batchOrEach, GroupCommit, type Outcome } from '../platform/group-commit.ts';
 import { DerError, fromPem, toPem, wholeSeconds } from '../pki/der.ts';
 import { csrFromPem, parseCsr, verifyProofOfPossession } from '../pki/csr.ts';
 import {
@@ -260,14 +260,7 @@ export class IssuanceService {
    * failure lands on the request it belongs to and the others go on.
    */
   async #prepareCards(db: Database, items: CardItem[]): Promise<Outcome<Prepared>[]> {
-    try {
-      return await db.transaction((tx) => this.#prepareCardsIn(tx, items));
-    } catch (error) {
-      if (items.length === 1) return [{ ok: false, error }];
-      const outcomes: Outcome<Prepared>[] = [];
-      for (const item of items) outcomes.push(...(await this.#prepareCards(db, [item])));
-      return outcomes;
-    }
+    return batchOrEach(db, items, (tx, batch) => this.#prepareCardsIn(tx, batch));
   }
 
   async #prepareCardsIn(tx: Tx, items: readonly CardItem[]): Promise<Outcome<Prepared>[]> {
@@ -712,19 +705,10 @@ export class IssuanceService {
 
   /** Stores a batch of signed certificates in one transaction; alone each, if that fails. */
   async #storeAll(db: Database, items: StoreItem[]): Promise<Outcome<boolean>[]> {
-    try {
-      // Two certificates of one holder, kind and medium are stored one after the other, so
-      // the later supersedes the earlier.
-      if (items.length > 1 && new Set(items.map(holderKey)).size < items.length) {
-        throw new Error('one holder twice in a batch');
-      }
-      return await db.transaction((tx) => this.#storeIn(tx, items));
-    } catch (error) {
-      if (items.length === 1) return [{ ok: false, error }];
-      const outcomes: Outcome<boolean>[] = [];
-      for (const item of items) outcomes.push(...(await this.#storeAll(db, [item])));
-      return outcomes;
-    }
+    // Two certificates of one holder, kind and medium are stored one after the other, so the
+    // later supersedes the earlier.
+    const together = new Set(items.map(holderKey)).size === items.length;
+    return batchOrEach(db, items, (tx, batch) => this.#storeIn(tx, batch), together);
   }
 
   /**

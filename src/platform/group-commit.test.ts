@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { GroupCommit, type Outcome } from './group-commit.ts';
+import type { Database, Tx } from './db.ts';
+import { batchOrEach, GroupCommit, type Outcome } from './group-commit.ts';
 
 /** A batch function that records its batches and waits until `release` is called. */
 function gated() {
@@ -83,5 +84,45 @@ describe('GroupCommit', () => {
   it('refuses a batch function that answers the wrong number of outcomes', async () => {
     const gc = new GroupCommit<number, number>(async () => [], 10);
     await expect(gc.submit(1)).rejects.toThrow('batch of 1 answered 0 outcomes');
+  });
+});
+
+describe('batchOrEach', () => {
+  /** A database whose transactions record their items and fail when one is negative. */
+  function fakeDb() {
+    const transactions: number[][] = [];
+    const db = {
+      transaction: async <T>(fn: (tx: Tx) => Promise<T>): Promise<T> => fn({} as Tx),
+    } as unknown as Database;
+    const inTx = async (_tx: Tx, items: readonly number[]): Promise<Outcome<number>[]> => {
+      transactions.push([...items]);
+      if (items.some((n) => n < 0)) throw new Error(`constraint broken by ${items.join(',')}`);
+      return items.map((n) => ({ ok: true, value: n * 2 }));
+    };
+    return { db, inTx, transactions };
+  }
+
+  it('runs the whole batch in one transaction when it succeeds', async () => {
+    const f = fakeDb();
+    expect(await batchOrEach(f.db, [1, 2, 3], f.inTx)).toEqual([
+      { ok: true, value: 2 },
+      { ok: true, value: 4 },
+      { ok: true, value: 6 },
+    ]);
+    expect(f.transactions).toEqual([[1, 2, 3]]);
+  });
+
+  it('redoes each item alone when the batch fails, so the failure lands on its item', async () => {
+    const f = fakeDb();
+    const out = await batchOrEach(f.db, [1, -2, 3], f.inTx);
+    expect(out.map((o) => o.ok)).toEqual([true, false, true]);
+    expect((out[1] as { error: Error }).error.message).toBe('constraint broken by -2');
+    expect(f.transactions).toEqual([[1, -2, 3], [1], [-2], [3]]);
+  });
+
+  it('goes one by one from the start when told the items may not go together', async () => {
+    const f = fakeDb();
+    await batchOrEach(f.db, [1, 2], f.inTx, false);
+    expect(f.transactions).toEqual([[1], [2]]);
   });
 });

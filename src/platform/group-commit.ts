@@ -10,6 +10,8 @@
  * The batch function answers each item on its own ({@link Outcome}): one item's refusal is not
  * its neighbours'. If the batch function itself throws, every item of the batch gets that error.
  */
+import type { Database, Tx } from './db.ts';
+
 export type Outcome<O> = { ok: true; value: O } | { ok: false; error: unknown };
 
 interface Waiting<I, O> {
@@ -61,4 +63,28 @@ export class GroupCommit<I, O> {
       this.#running = false;
     }
   }
+}
+
+/**
+ * Runs `inTx` over the whole batch in one transaction; if that transaction fails, over each
+ * item alone, in order, so a failure of the batch as a whole (a constraint, a deadlock, a lost
+ * connection) lands on the item it belongs to and the others go on. With `together` false the
+ * items go one by one from the start.
+ */
+export async function batchOrEach<I, O>(
+  db: Database,
+  items: readonly I[],
+  inTx: (tx: Tx, items: readonly I[]) => Promise<Outcome<O>[]>,
+  together = true,
+): Promise<Outcome<O>[]> {
+  if (together || items.length === 1) {
+    try {
+      return await db.transaction((tx) => inTx(tx, items));
+    } catch (error) {
+      if (items.length === 1) return [{ ok: false, error }];
+    }
+  }
+  const outcomes: Outcome<O>[] = [];
+  for (const item of items) outcomes.push(...(await batchOrEach(db, [item], inTx)));
+  return outcomes;
 }
