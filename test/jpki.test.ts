@@ -26,6 +26,7 @@ import {
   parseCertificate,
   subjectAltNamesOf,
 } from '../src/pki/x509.ts';
+import { CARD_BATCH_LIMIT } from '../src/jpki/jpki.routes.ts';
 import { createTestApp, type TestApp } from './support/app.ts';
 import {
   issueCardCertificate,
@@ -640,6 +641,157 @@ describe('JPKI through the HTTP app, checked with openssl', () => {
         dir.write(`burst-${i}.pem`, c.certificate);
         const v = dir.run(['verify', '-CAfile', 'auth-ca.pem', `burst-${i}.pem`]);
         expect(v.stdout, v.stderr).toBe(`burst-${i}.pem: OK\n`);
+      }
+    });
+
+    it('answers each request of a batch (POST /v1/jpki/certificates:batch) on its own, in body order', async () => {
+      const fresh: RegisteredResident[] = [];
+      for (const given of ['甲', '乙', '丙']) {
+        fresh.push(
+          await registerJpkiResident(t, 'municipality', '131016', { name: `交付\u3000${given}` }),
+        );
+      }
+      const [a, b, c] = fresh as [RegisteredResident, RegisteredResident, RegisteredResident];
+      // c already holds a signing certificate, issued on the single route.
+      const earlierKey = rsaKey();
+      const earlier = await issue(c.residentCode, 'sign', { publicKey: earlierKey.publicKeyPem });
+      const keys = Array.from({ length: 4 }, () => rsaKey());
+      const certificates = [
+        {
+          kind: 'sign',
+          medium: 'card',
+          residentCode: a.residentCode,
+          publicKey: keys[0]!.publicKeyPem,
+        },
+        { kind: 'auth', medium: 'card', residentCode: a.residentCode, csr: csrPem(keys[1]!) },
+        {
+          kind: 'sign',
+          medium: 'card',
+          residentCode: b.residentCode,
+          publicKey: keys[2]!.publicKeyPem,
+        },
+        {
+          kind: 'auth',
+          medium: 'card',
+          residentCode: '99999999999',
+          publicKey: rsaKey().publicKeyPem,
+        },
+        {
+          kind: 'auth',
+          medium: 'card',
+          residentCode: c.residentCode,
+          publicKey: rsaKey().publicKeyPem,
+          csr: csrPem(rsaKey()),
+        },
+        { kind: 'auth', medium: 'card', residentCode: c.residentCode, publicKey: 'not a key' },
+        {
+          kind: 'auth',
+          medium: 'card',
+          residentCode: c.residentCode,
+          publicKey: earlierKey.publicKeyPem,
+        },
+        {
+          kind: 'sign',
+          medium: 'card',
+          residentCode: c.residentCode,
+          publicKey: keys[3]!.publicKeyPem,
+        },
+      ];
+      const r = await t.app.inject({
+        method: 'POST',
+        url: '/v1/jpki/certificates:batch',
+        headers: t.auth('municipality'),
+        payload: { certificates },
+      });
+      bodies.push(r.body);
+      expect(r.statusCode, r.body).toBe(200);
+      type Result = {
+        status: number;
+        serial?: string;
+        certificate?: string;
+        code?: string;
+        detail?: string;
+        errors?: { pointer: string; message: string }[];
+      };
+      const answer = r.json<{ issued: number; refused: number; results: Result[] }>();
+      expect(answer.results.map((x) => [x.status, x.code ?? null])).toEqual([
+        [201, null],
+        [201, null],
+        [201, null],
+        [404, 'jpki.resident-not-found'],
+        [400, 'jpki.key-source'],
+        [400, 'jpki.bad-key'],
+        [409, 'jpki.key-reused'],
+        [201, null],
+      ]);
+      expect([answer.issued, answer.refused]).toEqual([4, 4]);
+      expect(answer.results[4]!.errors?.map((e) => e.pointer)).toEqual(['/body/certificates/4']);
+      expect(answer.results[5]!.errors?.map((e) => e.pointer)).toEqual([
+        '/body/certificates/5/publicKey',
+      ]);
+      for (const x of answer.results) {
+        expect(Object.keys(x).sort()).toEqual(
+          x.status === 201
+            ? ['certificate', 'serial', 'status']
+            : x.errors
+              ? ['code', 'detail', 'errors', 'status']
+              : ['code', 'detail', 'status'],
+        );
+      }
+      // Each certificate certifies its own request's key, and openssl verifies it.
+      const issuedAt = [0, 1, 2, 7];
+      const keyOf = [keys[0]!, keys[1]!, keys[2]!, keys[3]!];
+      for (const [k, i] of issuedAt.entries()) {
+        const x = answer.results[i]!;
+        const der = fromPem(x.certificate!, 'CERTIFICATE');
+        const cert = parseCertificate(der);
+        expect(cert.serial).toBe(BigInt(x.serial!));
+        expect(cert.spki.equals(keyOf[k]!.spki)).toBe(true);
+        const kind = certificates[i]!.kind;
+        dir.write(`batch-${i}.pem`, x.certificate!);
+        const v = dir.run(['verify', '-CAfile', `${kind}-ca.pem`, `batch-${i}.pem`]);
+        expect(v.stdout, v.stderr).toBe(`batch-${i}.pem: OK\n`);
+      }
+      // As on the single route: c's new signing certificate supersedes the earlier one.
+      expect(await ocspStatus('sign', earlier.serial)).toMatchObject({ type: 'revoked' });
+      const superseded = await t.database.db.query<{ superseded_by: string }>(
+        `SELECT superseded_by::text AS superseded_by FROM jpki_revocations WHERE serial = $1`,
+        [earlier.serial],
+      );
+      expect(superseded.rows).toEqual([{ superseded_by: answer.results[7]!.serial }]);
+      // Audited as the single route would: one issue entry per certificate, a basic-4 read per
+      // request that reached the register (denied for the resident not found), one chain.
+      for (const i of issuedAt) {
+        expect(await auditRows('jpki.certificate.issue', answer.results[i]!.serial!)).toHaveLength(
+          1,
+        );
+      }
+      const unknown = await auditRows('jpki.certificate.read-basic-four', '99999999999');
+      expect(unknown.at(-1)?.outcome).toBe('denied');
+      expect((await verifyAuditChain(t.database.db)).ok).toBe(true);
+    });
+
+    it('refuses an empty batch, one over the limit, and a malformed request, as a whole (400)', async () => {
+      const one = {
+        kind: 'auth',
+        medium: 'card',
+        residentCode: holder.residentCode,
+        publicKey: rsaKey().publicKeyPem,
+      };
+      for (const certificates of [
+        [],
+        Array<typeof one>(CARD_BATCH_LIMIT + 1).fill(one),
+        [one, { ...one, kind: 'both' }],
+      ]) {
+        const r = await t.app.inject({
+          method: 'POST',
+          url: '/v1/jpki/certificates:batch',
+          headers: t.auth('municipality'),
+          payload: { certificates },
+        });
+        bodies.push(r.body);
+        expect(r.statusCode, r.body).toBe(400);
+        expect(r.json<{ code: string }>().code).toBe('request.invalid');
       }
     });
 

@@ -183,6 +183,9 @@ const CASES: Case[] = [
     url: fixed('/v1/jpki/mobile-certificates'), body: () => mobileBody(),              expect: [A, A, A, A, A, A, A, A, A, A, A, A, A, A] },
   { route: 'POST /v1/jpki/certificates', label: 'the resident’s municipality',
     url: fixed('/v1/jpki/certificates'), body: (c) => cardIssuanceFor(ownCode(c)),     expect: [F, F, F, F, F, F, F, A, A, F, F, F, F, U] },
+  { route: 'POST /v1/jpki/certificates::batch', label: 'the residents’ municipality, many cards',
+    url: fixed('/v1/jpki/certificates:batch'), body: (c) => ({ certificates: [cardIssuanceFor(ownCode(c))] }),
+                                                                                       expect: [F, F, F, F, F, F, F, A, A, F, F, F, F, U] },
   // 本人同意, certified basic-4, linked serials, designation tokens (第18条第3項–第5項, 第37条第3項, 第38条の3).
   { route: 'POST /v1/jpki/consent-challenges', label: 'public: the holder signs it',
     url: fixed('/v1/jpki/consent-challenges'),                                         expect: [A, A, A, A, A, A, A, A, A, A, A, A, A, A] },

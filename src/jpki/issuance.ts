@@ -17,6 +17,7 @@ import type { Clock } from '../platform/clock.ts';
 import { type ArrayElement, type Database, pgArray, type Tx } from '../platform/db.ts';
 import { AppError } from '../platform/errors.ts';
 import { batchOrEach, GroupCommit, type Outcome } from '../platform/group-commit.ts';
+import type { TbsSigner } from '../pki/algorithms.ts';
 import { DerError, fromPem, toPem, wholeSeconds } from '../pki/der.ts';
 import { csrFromPem, parseCsr, verifyProofOfPossession } from '../pki/csr.ts';
 import {
@@ -136,6 +137,10 @@ interface Stages {
   store: GroupCommit<StoreItem, boolean>;
 }
 
+const SIGN_KEY_USAGE = keyUsage(['digitalSignature', 'nonRepudiation']);
+const AUTH_KEY_USAGE = keyUsage(['digitalSignature']);
+const AUTH_EXTENDED_KEY_USAGE = extendedKeyUsage([OIDS.clientAuth]);
+
 /** Pending records older than this are abandoned by the scheduled sweep. */
 export const PENDING_TIMEOUT_MS = 10 * 60 * 1000;
 
@@ -143,6 +148,8 @@ interface Prepared {
   serial: bigint;
   tbs: Buffer;
   ca: CaGeneration;
+  /** The CA's signer, read in the transaction that recorded the certificate. */
+  signer: TbsSigner;
   personId: string;
   residentCode: string;
   municipalityCode: string;
@@ -153,8 +160,11 @@ interface Prepared {
 const badKey = (detail: string, pointer: string): AppError =>
   new AppError('badRequest', 'jpki.bad-key', detail, { errors: [{ pointer, message: detail }] });
 
-/** Reads and checks the subject key; returns its SPKI DER. */
-export function subjectKeyOf(key: KeySource): Buffer {
+/**
+ * Reads and checks the subject key; returns its SPKI DER. `at` is the JSON pointer of the
+ * object holding the key in the request body (for the errors' pointers).
+ */
+export function subjectKeyOf(key: KeySource, at = '/body'): Buffer {
   let spki: Buffer;
   if ('csr' in key) {
     let csr;
@@ -162,7 +172,7 @@ export function subjectKeyOf(key: KeySource): Buffer {
       csr = parseCsr(csrFromPem(key.csr));
     } catch (e) {
       if (e instanceof DerError)
-        throw badKey('csr is not a well-formed PKCS#10 request', '/body/csr');
+        throw badKey('csr is not a well-formed PKCS#10 request', `${at}/csr`);
       throw e;
     }
     let ok = false;
@@ -174,7 +184,7 @@ export function subjectKeyOf(key: KeySource): Buffer {
     if (!ok) {
       throw badKey(
         'the csr signature does not verify with its own key (no proof of possession)',
-        '/body/csr',
+        `${at}/csr`,
       );
     }
     spki = csr.spki;
@@ -182,10 +192,10 @@ export function subjectKeyOf(key: KeySource): Buffer {
     try {
       spki = spkiFromPem(key.publicKey);
     } catch {
-      throw badKey('publicKey is not a PEM SubjectPublicKeyInfo', '/body/publicKey');
+      throw badKey('publicKey is not a PEM SubjectPublicKeyInfo', `${at}/publicKey`);
     }
   }
-  const pointer = 'csr' in key ? '/body/csr' : '/body/publicKey';
+  const pointer = 'csr' in key ? `${at}/csr` : `${at}/publicKey`;
   let info;
   try {
     info = spkiInfo(spki);
@@ -206,6 +216,11 @@ export function subjectKeyOf(key: KeySource): Buffer {
 export class IssuanceService {
   /** Partitions (`kind/generation/municipality`) known to have a published CRL. */
   readonly #published = new Set<string>();
+  /** Extensions shared by every certificate of a kind, medium, CA generation and partition. */
+  readonly #sharedExtensions = new Map<
+    string,
+    Record<'policies' | 'ian' | 'crldp' | 'aki' | 'aia', Extension>
+  >();
   /** The group-commit stages, one pair per database. */
   readonly #stages = new WeakMap<Database, Stages>();
 
@@ -236,10 +251,38 @@ export class IssuanceService {
     actor: Actor,
     req: CardIssuanceRequest,
     requestId: string,
+    at = '/body',
   ): Promise<IssuedCertificate> {
-    const spki = subjectKeyOf(req.key);
+    const spki = subjectKeyOf(req.key, at);
     const prepared = await this.#stagesOf(db).prepare.submit({ actor, req, spki, requestId });
     return this.#signAndStore(db, actor, prepared, requestId);
+  }
+
+  /**
+   * 個人番号カード用, many cards at once (a municipality setting up a delivery of cards before
+   * hand-over): each request goes exactly as {@link issueForCard} would — same checks, audit
+   * entries, records and answers — and is answered on its own; one refused request does not
+   * stop the others. All of them enter the group-commit stages together, so they are recorded
+   * and stored {@link ISSUANCE_BATCH} at a time while earlier ones are signed.
+   */
+  async issueForCards(
+    db: Database,
+    actor: Actor,
+    requests: readonly {
+      req: CardIssuanceRequest;
+      /** its JSON pointer in the body */ at: string;
+    }[],
+    requestId: string,
+  ): Promise<Outcome<IssuedCertificate>[]> {
+    return Promise.all(
+      requests.map(async ({ req, at }): Promise<Outcome<IssuedCertificate>> => {
+        try {
+          return { ok: true, value: await this.issueForCard(db, actor, req, requestId, at) };
+        } catch (error) {
+          return { ok: false, error };
+        }
+      }),
+    );
   }
 
   #stagesOf(db: Database): Stages {
@@ -538,9 +581,18 @@ export class IssuanceService {
   async #record(tx: Tx, specs: readonly RecordSpec[], now: Date): Promise<Prepared[]> {
     if (specs.length === 0) return [];
     const serials = await nextSerials(tx, specs.length);
+    // The signing key is read once per CA and batch, in this transaction: if it rolls back,
+    // nothing is signed; if the key is compromised before the certificate is stored, the
+    // pending record is abandoned and the signature discarded (see #storeIn).
+    const signers = new Map<string, TbsSigner>();
     const prepared: Prepared[] = [];
     for (const [k, p] of specs.entries()) {
       const serial = serials[k]!;
+      let signer = signers.get(p.ca.keyLabel);
+      if (!signer) {
+        signer = await this.cas.signerFor(tx, p.ca);
+        signers.set(p.ca.keyLabel, signer);
+      }
       const municipalityCode = p.holder.municipalityCode;
       const partition = await this.partitions.of(tx, municipalityCode);
       if (!partition) throw new Error(`municipality ${municipalityCode} has no CRL partition`);
@@ -575,6 +627,7 @@ export class IssuanceService {
         serial,
         tbs,
         ca: p.ca,
+        signer,
         personId: p.holder.personId,
         residentCode: p.holder.record.residentCode,
         municipalityCode,
@@ -629,6 +682,10 @@ export class IssuanceService {
     return prepared;
   }
 
+  /**
+   * The certificate's extensions, in the order of the real certificates. Those that depend only
+   * on the kind, medium, CA generation and partition are encoded once and reused.
+   */
   #extensions(
     kind: CertificateKind,
     medium: Medium,
@@ -637,28 +694,37 @@ export class IssuanceService {
     spki: Buffer,
     holder: StoredVersion,
   ): Extension[] {
-    const base = this.config.publicUrl;
-    const policies = certificatePolicies(
-      [{ oid: policyOid(this.config.jpki, kind, medium), cpsUri: this.config.jpki.cpsUrl }],
-      true,
-    );
-    const ian = issuerAltName([{ directoryName: caJapaneseName(kind, this.config.jpki) }]);
-    const crldp = crlDistributionPoints([
-      [
-        {
-          directoryName: crlDistributionPointName(
-            kind,
-            partition.prefectureRomaji,
-            partition.municipalityRomaji,
-          ),
-        },
-        { uri: crlUrl(base, kind, ca.generation, partition.municipalityCode) },
-      ],
-    ]);
-    const aki = authorityKeyIdentifier({ keyId: ca.keyId, issuer: ca.subject, serial: ca.serial });
+    const key = `${kind}/${medium}/${ca.generation}/${partition.municipalityCode}`;
+    let shared = this.#sharedExtensions.get(key);
+    if (!shared) {
+      const base = this.config.publicUrl;
+      shared = {
+        policies: certificatePolicies(
+          [{ oid: policyOid(this.config.jpki, kind, medium), cpsUri: this.config.jpki.cpsUrl }],
+          true,
+        ),
+        ian: issuerAltName([{ directoryName: caJapaneseName(kind, this.config.jpki) }]),
+        crldp: crlDistributionPoints([
+          [
+            {
+              directoryName: crlDistributionPointName(
+                kind,
+                partition.prefectureRomaji,
+                partition.municipalityRomaji,
+              ),
+            },
+            { uri: crlUrl(base, kind, ca.generation, partition.municipalityCode) },
+          ],
+        ]),
+        aki: authorityKeyIdentifier({ keyId: ca.keyId, issuer: ca.subject, serial: ca.serial }),
+        aia: authorityInfoAccess({ ocsp: [`${base}/ocsp/${kind}`] }),
+      };
+      this.#sharedExtensions.set(key, shared);
+    }
+    const { policies, ian, crldp, aki, aia } = shared;
     if (kind === 'sign') {
       return [
-        keyUsage(['digitalSignature', 'nonRepudiation']),
+        SIGN_KEY_USAGE,
         subjectAltName(signingCertificateOtherNames(holder.record).map((o) => ({ otherName: o }))),
         policies,
         ian,
@@ -668,12 +734,12 @@ export class IssuanceService {
       ];
     }
     return [
-      keyUsage(['digitalSignature']),
-      extendedKeyUsage([OIDS.clientAuth]),
+      AUTH_KEY_USAGE,
+      AUTH_EXTENDED_KEY_USAGE,
       policies,
       ian,
       crldp,
-      authorityInfoAccess({ ocsp: [`${base}/ocsp/${kind}`] }),
+      aia,
       aki,
       subjectKeyIdentifier(spki),
     ];
@@ -685,8 +751,7 @@ export class IssuanceService {
     p: Prepared,
     requestId: string,
   ): Promise<IssuedCertificate> {
-    const signer = await this.cas.signerFor(db, p.ca);
-    const certificate = assembleCertificate(p.tbs, signer.algorithm, await signer.sign(p.tbs));
+    const certificate = assembleCertificate(p.tbs, p.signer.algorithm, await p.signer.sign(p.tbs));
     const firstInPartition = await this.#stagesOf(db).store.submit({
       actor,
       prepared: p,

@@ -7,14 +7,14 @@ import { Type } from '@sinclair/typebox';
 import type { Actor } from '../platform/actors.ts';
 import type { AuditLog } from '../platform/audit.ts';
 import type { Database } from '../platform/db.ts';
-import { AppError } from '../platform/errors.ts';
+import { AppError, isAppError } from '../platform/errors.ts';
 import type { App } from '../platform/http.ts';
 import { toPem } from '../pki/der.ts';
 import { ResidentCode } from '../registry/registry.routes.ts';
 import type { RegistryService } from '../registry/registry.service.ts';
 import type { CaService } from './ca.ts';
 import type { CrlPublisher } from './crl-publisher.ts';
-import type { IssuanceService } from './issuance.ts';
+import type { CardIssuanceRequest, IssuanceService } from './issuance.ts';
 import type { CertificateKind } from './jpki.profiles.ts';
 import type { OcspResponderService } from './ocsp-responder.ts';
 import type { RegistryRevocation } from './registry-revocation.ts';
@@ -57,6 +57,50 @@ const CardIssuance = Type.Object(
     publicKey: Type.Optional(
       Pem('SubjectPublicKeyInfo (PEM), as when the terminal writes the key onto the card'),
     ),
+  },
+  { additionalProperties: false },
+);
+
+/** Card requests in one batch request at most (a delivery of cards, both kinds for each). */
+export const CARD_BATCH_LIMIT = 1000;
+
+const CardBatch = Type.Object(
+  {
+    certificates: Type.Array(CardIssuance, {
+      minItems: 1,
+      maxItems: CARD_BATCH_LIMIT,
+      description: 'each as the body of POST /v1/jpki/certificates',
+    }),
+  },
+  { additionalProperties: false },
+);
+
+const CardBatchResult = Type.Object(
+  {
+    status: Type.Integer({
+      description: 'what POST /v1/jpki/certificates would have answered for this request',
+    }),
+    serial: Type.Optional(Serial),
+    certificate: Type.Optional(Type.String({ description: 'PEM (status 201)' })),
+    code: Type.Optional(Type.String({ description: 'why this request was refused' })),
+    detail: Type.Optional(Type.String()),
+    errors: Type.Optional(
+      Type.Array(
+        Type.Object(
+          { pointer: Type.String(), message: Type.String() },
+          { additionalProperties: false },
+        ),
+      ),
+    ),
+  },
+  { additionalProperties: false },
+);
+
+const CardBatchIssued = Type.Object(
+  {
+    issued: Type.Integer(),
+    refused: Type.Integer(),
+    results: Type.Array(CardBatchResult, { description: 'one per request, in body order' }),
   },
   { additionalProperties: false },
 );
@@ -183,6 +227,12 @@ const verifierAccess = {
   ],
 } as const;
 
+/** Neither or both of csr and publicKey. */
+const keySourceError = (at: string): AppError =>
+  new AppError('badRequest', 'jpki.key-source', 'send exactly one of csr or publicKey', {
+    errors: [{ pointer: at, message: 'exactly one of csr, publicKey' }],
+  });
+
 export async function jpkiRoutes(app: App, deps: JpkiRouteDeps): Promise<void> {
   const { db } = deps;
   const { cas, issuance, revocations, crls, ocsp } = deps.jpki;
@@ -270,14 +320,7 @@ export async function jpkiRoutes(app: App, deps: JpkiRouteDeps): Promise<void> {
     async (request, reply) => {
       const body = request.body;
       if ((body.csr === undefined) === (body.publicKey === undefined)) {
-        throw new AppError(
-          'badRequest',
-          'jpki.key-source',
-          'send exactly one of csr or publicKey',
-          {
-            errors: [{ pointer: '/body', message: 'exactly one of csr, publicKey' }],
-          },
-        );
+        throw keySourceError('/body');
       }
       const issued = await issuance.issueForCard(
         db,
@@ -290,6 +333,68 @@ export async function jpkiRoutes(app: App, deps: JpkiRouteDeps): Promise<void> {
         String(request.id),
       );
       return reply.code(201).send(issued);
+    },
+  );
+
+  app.post(
+    // `::` is a literal colon for the router: the URL is /v1/jpki/certificates:batch.
+    '/v1/jpki/certificates::batch',
+    {
+      // A thousand requests with PKCS#10 of 4096-bit keys fit.
+      bodyLimit: 4 * 1024 * 1024,
+      config: { access: { grants: ['municipality'] } },
+      schema: {
+        tags: ['jpki'],
+        summary: '個人番号カード用電子証明書の一括発行: certificates for many cards in one request',
+        description: [
+          `Up to ${CARD_BATCH_LIMIT} requests, each exactly as the body of \`POST /v1/jpki/certificates\` and handled exactly as that route would (same checks, audit entries, issuance records and supersession), for a municipality setting up a delivery of cards at once.`,
+          'Each request is answered on its own, in body order: `status` is what the single route would have answered (201 with `serial` and `certificate`, or the refusal’s status with its `code`, `detail` and `errors`). A refused request does not stop the others. The answer is 200 once every request has its result.',
+        ].join('\n\n'),
+        body: CardBatch,
+        response: { 200: CardBatchIssued },
+      },
+    },
+    async (request) => {
+      const certificates = request.body.certificates;
+      // Neither or both of csr and publicKey: refused here, as the single route does.
+      const refused = new Map<number, AppError>();
+      const toIssue: { req: CardIssuanceRequest; at: string }[] = [];
+      for (const [index, c] of certificates.entries()) {
+        const at = `/body/certificates/${index}`;
+        if ((c.csr === undefined) === (c.publicKey === undefined)) {
+          refused.set(index, keySourceError(at));
+          continue;
+        }
+        const key = c.csr !== undefined ? { csr: c.csr } : { publicKey: c.publicKey ?? '' };
+        toIssue.push({ req: { kind: c.kind, residentCode: c.residentCode, key }, at });
+      }
+      const outcomes = await issuance.issueForCards(
+        db,
+        request.actor!,
+        toIssue,
+        String(request.id),
+      );
+      let next = 0;
+      const results = certificates.map((_, index) => {
+        const error = refused.get(index);
+        const outcome = error ? { ok: false as const, error } : outcomes[next++]!;
+        if (outcome.ok) return { status: 201, ...outcome.value };
+        if (isAppError(outcome.error)) {
+          const e = outcome.error;
+          return {
+            status: e.status,
+            code: e.code,
+            detail: e.detail,
+            ...(e.errors
+              ? { errors: e.errors.map(({ pointer, message }) => ({ pointer, message })) }
+              : {}),
+          };
+        }
+        request.log.error({ err: outcome.error }, 'internal error in a card batch');
+        return { status: 500, code: 'internal', detail: 'internal error; apply again' };
+      });
+      const issued = results.filter((r) => r.status === 201).length;
+      return { issued, refused: results.length - issued, results };
     },
   );
 
