@@ -440,9 +440,16 @@ describe('issuer key compromise (kiban ca compromise)', () => {
     const c = await registerResident(t, 'municipality', 9);
     const signerFor = cas.signerFor.bind(cas);
     let r: { revoked: number; announcementId: string } | undefined;
+    // The CA's signer is read when the certificate is recorded; the compromise runs when it signs.
     const spy = vi.spyOn(cas, 'signerFor').mockImplementationOnce(async (q, ca) => {
-      r = await revocations.issuerKeyCompromise(db, cas, CLI_ACTOR, signGen1);
-      return signerFor(q, ca);
+      const signer = await signerFor(q, ca);
+      return {
+        algorithm: signer.algorithm,
+        sign: async (tbs: Buffer) => {
+          r = await revocations.issuerKeyCompromise(db, cas, CLI_ACTOR, signGen1);
+          return signer.sign(tbs);
+        },
+      };
     });
     const inFlight = await requestCard(t, c.residentCode, 'sign', rsaKey());
     spy.mockRestore();
@@ -696,7 +703,12 @@ describe('issuance interrupted between recording and storing (kiban jpki recover
     const ca = await cas.current(db, 'sign');
 
     const key = rsaKey();
-    const spy = vi.spyOn(cas, 'signerFor').mockRejectedValueOnce(new Error('HSM unreachable'));
+    // The signer is read with the pending record; the signature itself fails.
+    const signerFor = cas.signerFor.bind(cas);
+    const spy = vi.spyOn(cas, 'signerFor').mockImplementationOnce(async (q, c) => ({
+      algorithm: (await signerFor(q, c)).algorithm,
+      sign: () => Promise.reject(new Error('HSM unreachable')),
+    }));
     const failed = await requestCard(t, e.residentCode, 'sign', key);
     spy.mockRestore();
     expect(failed.statusCode).toBe(500);
