@@ -1,7 +1,12 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isValidMyNumber, isValidResidentCode } from '../src/numbering/check-digits.ts';
-import { MyNumberGenerator } from '../src/numbering/numbering.service.ts';
+import { MY_NUMBER_BATCH_LIMIT } from '../src/numbering/numbering.routes.ts';
+import {
+  MY_NUMBER_KEY_LABEL,
+  MyNumberGenerator,
+  NumberingService,
+} from '../src/numbering/numbering.service.ts';
 import { createTestApp, type TestApp } from './support/app.ts';
 
 describe('resident codes and My Numbers through the API', () => {
@@ -168,6 +173,118 @@ describe('resident codes and My Numbers through the API', () => {
 
     const verifier = await askMyNumber('signatureVerifier', { residentCode: theirs });
     expect(verifier.statusCode).toBe(403);
+  });
+
+  const askBatch = (actor: string, residentCodes: readonly string[]) =>
+    t.app.inject({
+      method: 'POST',
+      url: '/v1/numbering/my-numbers:batch',
+      headers: t.auth(actor),
+      payload: { residentCodes },
+    });
+  interface BatchResult {
+    status: number;
+    myNumber?: string;
+    code?: string;
+    errors?: { pointer: string }[];
+  }
+
+  it('numbers a batch of codes (POST /v1/numbering/my-numbers:batch), each as the single route would', async () => {
+    const db = t.database.db;
+    const fresh = await drawCodes('municipality', 40);
+    const [earlier] = await drawCodes('municipality', 1);
+    const before = await askMyNumber('municipality', { residentCode: earlier });
+    expect(before.statusCode).toBe(201);
+    const [theirs] = await drawCodes('municipality2', 1);
+    const pooled = await db.query<{ code: string }>(
+      "SELECT code FROM resident_codes WHERE state = 'pooled' AND municipality_code = '131016' LIMIT 1",
+    );
+    const body = [...fresh, earlier!, theirs!, pooled.rows[0]!.code, '12345678904', fresh[0]!];
+    const r = await askBatch('municipality', body);
+    expect(r.statusCode, r.body).toBe(200);
+    const answer = r.json<{
+      generated: number;
+      existing: number;
+      refused: number;
+      results: BatchResult[];
+    }>();
+    expect(answer.results.map((x) => [x.status, x.code ?? null])).toEqual([
+      ...fresh.map(() => [201, null]),
+      [200, null],
+      [403, 'resident-code.other-municipality'],
+      [409, 'resident-code.not-issued'],
+      [400, 'resident-code.bad-check-digit'],
+      [200, null],
+    ]);
+    expect([answer.generated, answer.existing, answer.refused]).toEqual([40, 2, 3]);
+    expect(answer.results[43]!.errors?.map((e) => e.pointer)).toEqual(['/body/residentCodes/43']);
+    expect(r.body).not.toContain('12345678904');
+    expect(answer.results[40]!.myNumber).toBe(before.json<{ myNumber: string }>().myNumber);
+    expect(answer.results[44]!.myNumber).toBe(answer.results[0]!.myNumber);
+    const numbers = answer.results.slice(0, 40).map((x) => x.myNumber!);
+    expect(new Set(numbers).size).toBe(40);
+    for (const n of numbers) expect(isValidMyNumber(n)).toBe(true);
+    // The single route answers the same numbers afterwards.
+    for (const [i, code] of fresh.slice(0, 3).entries()) {
+      const again = await askMyNumber('municipality', { residentCode: code });
+      expect(again.statusCode).toBe(200);
+      expect(again.json<{ myNumber: string }>().myNumber).toBe(numbers[i]);
+    }
+    // Audited as the single route: generated, read again, the other municipality's denied.
+    const audit = await db.query<{ action: string; outcome: string; n: number }>(
+      `SELECT action, outcome, count(*)::int AS n FROM audit_log WHERE request_id = $1
+        GROUP BY action, outcome ORDER BY action, outcome`,
+      [r.headers['x-request-id']],
+    );
+    expect(audit.rows).toEqual([
+      { action: 'numbering.my-number.generate', outcome: 'denied', n: 1 },
+      { action: 'numbering.my-number.generate', outcome: 'success', n: 40 },
+      { action: 'numbering.my-number.read', outcome: 'success', n: 2 },
+    ]);
+    const logged = await db.query<{ text: string }>(
+      'SELECT details::text || subject AS text FROM audit_log WHERE request_id = $1',
+      [r.headers['x-request-id']],
+    );
+    for (const row of logged.rows) for (const n of numbers) expect(row.text).not.toContain(n);
+  });
+
+  it('refuses an empty batch, one over the limit, and other actors', async () => {
+    const [code] = await drawCodes('municipality', 1);
+    for (const codes of [[], Array<string>(MY_NUMBER_BATCH_LIMIT + 1).fill(code!)]) {
+      const r = await askBatch('municipality', codes);
+      expect(r.statusCode, r.body).toBe(400);
+    }
+    for (const actor of ['operator', 'prefecture', 'signatureVerifier']) {
+      expect((await askBatch(actor, [code!])).statusCode).toBe(403);
+    }
+  });
+
+  it('moves a colliding candidate to its next tweak, within a batch and against earlier numbers', async () => {
+    const db = t.database.db;
+    const codes = await drawCodes('municipality', 5);
+    // A generator whose first candidate is one number for every code: one code gets it, the
+    // others their second candidate (tweak 1).
+    const clash = '000000000000';
+    const fake = Object.assign(Object.create(MyNumberGenerator.prototype) as MyNumberGenerator, {
+      keyLabel: MY_NUMBER_KEY_LABEL,
+      candidate: (code: string, attempt: number) =>
+        attempt === 0 ? clash : `${code}${attempt % 10}`,
+    });
+    const numbering = new NumberingService(t.clock, async () => fake);
+    const got = await db.transaction((tx) => numbering.issueMany(tx, codes, '131016'));
+    const values = codes.map((c) => got.get(c)!.myNumber);
+    expect(values.filter((v) => v === clash)).toHaveLength(1);
+    const winner = codes[values.indexOf(clash)]!;
+    for (const c of codes.filter((x) => x !== winner)) expect(got.get(c)!.myNumber).toBe(`${c}1`);
+    const tweaks = await db.query<{ code: string; tweak: number }>(
+      `SELECT generated_from AS code, tweak FROM my_numbers WHERE generated_from = ANY($1::bpchar[])`,
+      [`{${codes.join(',')}}`],
+    );
+    expect(tweaks.rows.filter((r) => r.tweak === 1)).toHaveLength(4);
+    // Against a number issued before: all of a later batch move on.
+    const later = await drawCodes('municipality', 2);
+    const next = await db.transaction((tx) => numbering.issueMany(tx, later, '131016'));
+    expect(later.map((c) => next.get(c)!.myNumber)).toEqual(later.map((c) => `${c}1`));
   });
 
   it('concurrent first requests for one code get one number', async () => {
