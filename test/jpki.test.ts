@@ -644,6 +644,18 @@ describe('JPKI through the HTTP app, checked with openssl', () => {
       }
     });
 
+    /** POST /v1/jpki/certificates:batch as the municipality; the body joins `bodies`. */
+    const postCardBatch = async (certificates: readonly object[]) => {
+      const r = await t.app.inject({
+        method: 'POST',
+        url: '/v1/jpki/certificates:batch',
+        headers: t.auth('municipality'),
+        payload: { certificates },
+      });
+      bodies.push(r.body);
+      return r;
+    };
+
     it('answers each request of a batch (POST /v1/jpki/certificates:batch) on its own, in body order', async () => {
       const fresh: RegisteredResident[] = [];
       for (const given of ['甲', '乙', '丙']) {
@@ -697,13 +709,7 @@ describe('JPKI through the HTTP app, checked with openssl', () => {
           publicKey: keys[3]!.publicKeyPem,
         },
       ];
-      const r = await t.app.inject({
-        method: 'POST',
-        url: '/v1/jpki/certificates:batch',
-        headers: t.auth('municipality'),
-        payload: { certificates },
-      });
-      bodies.push(r.body);
+      const r = await postCardBatch(certificates);
       expect(r.statusCode, r.body).toBe(200);
       type Result = {
         status: number;
@@ -783,13 +789,7 @@ describe('JPKI through the HTTP app, checked with openssl', () => {
         Array<typeof one>(CARD_BATCH_LIMIT + 1).fill(one),
         [one, { ...one, kind: 'both' }],
       ]) {
-        const r = await t.app.inject({
-          method: 'POST',
-          url: '/v1/jpki/certificates:batch',
-          headers: t.auth('municipality'),
-          payload: { certificates },
-        });
-        bodies.push(r.body);
+        const r = await postCardBatch(certificates);
         expect(r.statusCode, r.body).toBe(400);
         expect(r.json<{ code: string }>().code).toBe('request.invalid');
       }

@@ -8,6 +8,7 @@ import type { Actor } from '../platform/actors.ts';
 import type { AuditLog } from '../platform/audit.ts';
 import type { Database } from '../platform/db.ts';
 import { AppError, isAppError } from '../platform/errors.ts';
+import { batchItemResult, refusedItem } from '../platform/batch-items.ts';
 import type { App } from '../platform/http.ts';
 import { toPem } from '../pki/der.ts';
 import { ResidentCode } from '../registry/registry.routes.ts';
@@ -75,26 +76,10 @@ const CardBatch = Type.Object(
   { additionalProperties: false },
 );
 
-const CardBatchResult = Type.Object(
-  {
-    status: Type.Integer({
-      description: 'what POST /v1/jpki/certificates would have answered for this request',
-    }),
-    serial: Type.Optional(Serial),
-    certificate: Type.Optional(Type.String({ description: 'PEM (status 201)' })),
-    code: Type.Optional(Type.String({ description: 'why this request was refused' })),
-    detail: Type.Optional(Type.String()),
-    errors: Type.Optional(
-      Type.Array(
-        Type.Object(
-          { pointer: Type.String(), message: Type.String() },
-          { additionalProperties: false },
-        ),
-      ),
-    ),
-  },
-  { additionalProperties: false },
-);
+const CardBatchResult = batchItemResult('POST /v1/jpki/certificates', 'request', {
+  serial: Type.Optional(Serial),
+  certificate: Type.Optional(Type.String({ description: 'PEM (status 201)' })),
+});
 
 const CardBatchIssued = Type.Object(
   {
@@ -379,17 +364,7 @@ export async function jpkiRoutes(app: App, deps: JpkiRouteDeps): Promise<void> {
         const error = refused.get(index);
         const outcome = error ? { ok: false as const, error } : outcomes[next++]!;
         if (outcome.ok) return { status: 201, ...outcome.value };
-        if (isAppError(outcome.error)) {
-          const e = outcome.error;
-          return {
-            status: e.status,
-            code: e.code,
-            detail: e.detail,
-            ...(e.errors
-              ? { errors: e.errors.map(({ pointer, message }) => ({ pointer, message })) }
-              : {}),
-          };
-        }
+        if (isAppError(outcome.error)) return refusedItem(outcome.error);
         request.log.error({ err: outcome.error }, 'internal error in a card batch');
         return { status: 500, code: 'internal', detail: 'internal error; apply again' };
       });

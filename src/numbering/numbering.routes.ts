@@ -6,6 +6,7 @@ import type { Actor } from '../platform/actors.ts';
 import type { AuditEntryInput, AuditLog } from '../platform/audit.ts';
 import type { Database, Queryable } from '../platform/db.ts';
 import { AppError } from '../platform/errors.ts';
+import { batchItemResult, refusedItem } from '../platform/batch-items.ts';
 import type { App } from '../platform/http.ts';
 import { ResidentCode } from '../registry/registry.routes.ts';
 import {
@@ -54,25 +55,9 @@ const MyNumberBatchRequest = Type.Object(
   { additionalProperties: false },
 );
 
-const MyNumberBatchResult = Type.Object(
-  {
-    status: Type.Integer({
-      description: 'what POST /v1/numbering/my-numbers would have answered for this code',
-    }),
-    myNumber: Type.Optional(Type.String({ pattern: '^[0-9]{12}$' })),
-    code: Type.Optional(Type.String({ description: 'why this code was refused' })),
-    detail: Type.Optional(Type.String()),
-    errors: Type.Optional(
-      Type.Array(
-        Type.Object(
-          { pointer: Type.String(), message: Type.String() },
-          { additionalProperties: false },
-        ),
-      ),
-    ),
-  },
-  { additionalProperties: false },
-);
+const MyNumberBatchResult = batchItemResult('POST /v1/numbering/my-numbers', 'code', {
+  myNumber: Type.Optional(Type.String({ pattern: '^[0-9]{12}$' })),
+});
 
 const MyNumberBatchAnswer = Type.Object(
   {
@@ -243,14 +228,7 @@ export async function numberingRoutes(app: App, deps: NumberingRouteDeps): Promi
                 details: { reason: refusal.code },
               });
             }
-            return {
-              status: refusal.status,
-              code: refusal.code,
-              detail: refusal.detail,
-              ...(refusal.errors
-                ? { errors: refusal.errors.map(({ pointer, message }) => ({ pointer, message })) }
-                : {}),
-            };
+            return refusedItem(refusal);
           }
           const r = issued.get(code);
           if (!r) throw new Error('a usable code got no My Number');
