@@ -26,7 +26,7 @@ import {
   parseCertificate,
   subjectAltNamesOf,
 } from '../src/pki/x509.ts';
-import { CARD_BATCH_LIMIT } from '../src/jpki/jpki.routes.ts';
+import { BATCH_ITEM_LIMIT } from '../src/platform/batch-items.ts';
 import { createTestApp, type TestApp } from './support/app.ts';
 import {
   issueCardCertificate,
@@ -786,7 +786,7 @@ describe('JPKI through the HTTP app, checked with openssl', () => {
       };
       for (const certificates of [
         [],
-        Array<typeof one>(CARD_BATCH_LIMIT + 1).fill(one),
+        Array<typeof one>(BATCH_ITEM_LIMIT + 1).fill(one),
         [one, { ...one, kind: 'both' }],
       ]) {
         const r = await postCardBatch(certificates);

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isValidMyNumber, isValidResidentCode } from '../src/numbering/check-digits.ts';
-import { MY_NUMBER_BATCH_LIMIT } from '../src/numbering/numbering.routes.ts';
+import { BATCH_ITEM_LIMIT } from '../src/platform/batch-items.ts';
 import {
   MY_NUMBER_KEY_LABEL,
   MyNumberGenerator,
@@ -250,7 +250,7 @@ describe('resident codes and My Numbers through the API', () => {
 
   it('refuses an empty batch, one over the limit, and other actors', async () => {
     const [code] = await drawCodes('municipality', 1);
-    for (const codes of [[], Array<string>(MY_NUMBER_BATCH_LIMIT + 1).fill(code!)]) {
+    for (const codes of [[], Array<string>(BATCH_ITEM_LIMIT + 1).fill(code!)]) {
       const r = await askBatch('municipality', codes);
       expect(r.statusCode, r.body).toBe(400);
     }

@@ -8,7 +8,12 @@ import type { Actor } from '../platform/actors.ts';
 import type { AuditLog } from '../platform/audit.ts';
 import type { Database } from '../platform/db.ts';
 import { AppError, isAppError } from '../platform/errors.ts';
-import { batchItemResult, refusedItem } from '../platform/batch-items.ts';
+import {
+  BATCH_ITEM_LIMIT,
+  batchBody,
+  batchItemResult,
+  refusedItem,
+} from '../platform/batch-items.ts';
 import type { App } from '../platform/http.ts';
 import { toPem } from '../pki/der.ts';
 import { ResidentCode } from '../registry/registry.routes.ts';
@@ -62,18 +67,10 @@ const CardIssuance = Type.Object(
   { additionalProperties: false },
 );
 
-/** Card requests in one batch request at most (a delivery of cards, both kinds for each). */
-export const CARD_BATCH_LIMIT = 1000;
-
-const CardBatch = Type.Object(
-  {
-    certificates: Type.Array(CardIssuance, {
-      minItems: 1,
-      maxItems: CARD_BATCH_LIMIT,
-      description: 'each as the body of POST /v1/jpki/certificates',
-    }),
-  },
-  { additionalProperties: false },
+const CardBatch = batchBody(
+  'certificates',
+  CardIssuance,
+  'each as the body of POST /v1/jpki/certificates (a delivery of cards, both kinds for each)',
 );
 
 const CardBatchResult = batchItemResult('POST /v1/jpki/certificates', 'request', {
@@ -332,7 +329,7 @@ export async function jpkiRoutes(app: App, deps: JpkiRouteDeps): Promise<void> {
         tags: ['jpki'],
         summary: '個人番号カード用電子証明書の一括発行: certificates for many cards in one request',
         description: [
-          `Up to ${CARD_BATCH_LIMIT} requests, each exactly as the body of \`POST /v1/jpki/certificates\` and handled exactly as that route would (same checks, audit entries, issuance records and supersession), for a municipality setting up a delivery of cards at once.`,
+          `Up to ${BATCH_ITEM_LIMIT} requests, each exactly as the body of \`POST /v1/jpki/certificates\` and handled exactly as that route would (same checks, audit entries, issuance records and supersession), for a municipality setting up a delivery of cards at once.`,
           'Each request is answered on its own, in body order: `status` is what the single route would have answered (201 with `serial` and `certificate`, or the refusal’s status with its `code`, `detail` and `errors`). A refused request does not stop the others. The answer is 200 once every request has its result.',
         ].join('\n\n'),
         body: CardBatch,

@@ -6,7 +6,12 @@ import type { Actor } from '../platform/actors.ts';
 import type { AuditEntryInput, AuditLog } from '../platform/audit.ts';
 import type { Database, Queryable } from '../platform/db.ts';
 import { AppError } from '../platform/errors.ts';
-import { batchItemResult, refusedItem } from '../platform/batch-items.ts';
+import {
+  BATCH_ITEM_LIMIT,
+  batchBody,
+  batchItemResult,
+  refusedItem,
+} from '../platform/batch-items.ts';
 import type { App } from '../platform/http.ts';
 import { ResidentCode } from '../registry/registry.routes.ts';
 import {
@@ -41,18 +46,10 @@ const MyNumberResponse = Type.Object(
   { additionalProperties: false },
 );
 
-/** Resident codes in one batch request at most. */
-export const MY_NUMBER_BATCH_LIMIT = 1000;
-
-const MyNumberBatchRequest = Type.Object(
-  {
-    residentCodes: Type.Array(ResidentCode, {
-      minItems: 1,
-      maxItems: MY_NUMBER_BATCH_LIMIT,
-      description: 'resident codes handed out to the calling municipality',
-    }),
-  },
-  { additionalProperties: false },
+const MyNumberBatchRequest = batchBody(
+  'residentCodes',
+  ResidentCode,
+  'resident codes handed out to the calling municipality',
 );
 
 const MyNumberBatchResult = batchItemResult('POST /v1/numbering/my-numbers', 'code', {
@@ -188,7 +185,7 @@ export async function numberingRoutes(app: App, deps: NumberingRouteDeps): Promi
         tags: ['numbering'],
         summary: '個人番号の生成 (一括): the My Numbers for many resident codes in one request',
         description: [
-          `Up to ${MY_NUMBER_BATCH_LIMIT} resident codes, each handled as \`POST /v1/numbering/my-numbers\` would handle it (without \`renumber\`: a 個人番号の変更 is asked for one resident at a time): the number is generated on the first request and the same number returned afterwards, with the same audit entries. One transaction: the numbers of a batch are stored together or not at all.`,
+          `Up to ${BATCH_ITEM_LIMIT} resident codes, each handled as \`POST /v1/numbering/my-numbers\` would handle it (without \`renumber\`: a 個人番号の変更 is asked for one resident at a time): the number is generated on the first request and the same number returned afterwards, with the same audit entries. One transaction: the numbers of a batch are stored together or not at all.`,
           'Each code is answered on its own, in body order: `status` is what the single route would have answered (201 generated, 200 generated earlier, or the refusal’s status with its `code`, `detail` and `errors`); a refused code does not stop the others, and a refusal for another municipality’s code is audited as denied.',
         ].join('\n\n'),
         body: MyNumberBatchRequest,

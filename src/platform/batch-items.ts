@@ -3,8 +3,23 @@
  * result carries the single route's status and, for a refusal, what its problem document
  * would have said (code, detail, field errors) without the envelope.
  */
-import { type TProperties, Type } from '@sinclair/typebox';
+import { type TArray, type TProperties, type TSchema, Type } from '@sinclair/typebox';
 import type { AppError, FieldError } from './errors.ts';
+
+/** Items in one batch request at most, on every batch route. */
+export const BATCH_ITEM_LIMIT = 1000;
+
+/** The body of a batch route: `{[field]: [item, …]}`, 1 to {@link BATCH_ITEM_LIMIT} items. */
+export function batchBody<K extends string, T extends TSchema>(
+  field: K,
+  item: T,
+  description: string,
+) {
+  const items = Type.Array(item, { minItems: 1, maxItems: BATCH_ITEM_LIMIT, description });
+  return Type.Object({ [field]: items } as { [F in K]: TArray<T> }, {
+    additionalProperties: false,
+  });
+}
 
 const REFUSAL_FIELDS = {
   code: Type.Optional(Type.String({ description: 'why this item was refused' })),
