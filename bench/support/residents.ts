@@ -90,12 +90,24 @@ export async function drawResidents(
     );
     codes.push(...r.residentCodes);
   }
-  return pool(codes, 8, async (residentCode) => {
-    const r = await api<{ myNumber: string }>(server, actor, 'POST', '/v1/numbering/my-numbers', {
-      residentCode,
+  // The batch route (1,000 codes per request), as a municipality numbering a first load does.
+  const out: { residentCode: string; myNumber: string }[] = [];
+  for (let i = 0; i < codes.length; i += 1000) {
+    const slice = codes.slice(i, i + 1000);
+    const r = await api<{ results: { status: number; myNumber?: string }[] }>(
+      server,
+      actor,
+      'POST',
+      '/v1/numbering/my-numbers:batch',
+      { residentCodes: slice },
+    );
+    slice.forEach((residentCode, j) => {
+      const myNumber = r.results[j]?.myNumber;
+      if (!myNumber) throw new Error(`my-numbers:batch refused item ${j}`);
+      out.push({ residentCode, myNumber });
     });
-    return { residentCode, myNumber: r.myNumber };
-  });
+  }
+  return out;
 }
 
 /** Sends NDJSON lines through the batch route; returns the server's answer. */
