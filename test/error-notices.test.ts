@@ -346,4 +346,43 @@ describe('error notices', () => {
       t.clock.set(start);
     }
   });
+
+  it('(a) flags namesakes registered exactly 30 days apart, and not a millisecond more', async () => {
+    const start = t.clock.now();
+    try {
+      const JIRO: Person = {
+        name: '佐藤 次郎',
+        nameKana: 'サトウ　ジロウ',
+        birthDate: '2026-03-03',
+        sex: 'male',
+      };
+      const SABURO: Person = { ...JIRO, name: '佐藤　三郎', nameKana: 'サトウ　サブロウ' };
+      const before = (await notices()).length;
+      // Both new registrations of a pair reach the detector in one run of events.
+      const first = await born(TOKYO, JIRO);
+      t.clock.advance(30 * 86_400_000);
+      // The other spelling of the space (全角) does not make another name.
+      const second = await born(YOKOHAMA_NAKA, { ...JIRO, name: '佐藤　次郎' });
+      await born(TOKYO, SABURO);
+      t.clock.advance(30 * 86_400_000 + 1);
+      await born(YOKOHAMA_NAKA, SABURO);
+      await t.services.outbox.drain();
+      const found = await t.database.db.query<{
+        resident_codes: string[];
+        municipality_code: string;
+      }>('SELECT resident_codes, municipality_code FROM error_notices ORDER BY id');
+      expect(found.rows.length).toBe(before + 2);
+      expect(found.rows.slice(before)).toEqual(
+        expect.arrayContaining([
+          { municipality_code: TOKYO, resident_codes: [first.residentCode, second.residentCode] },
+          {
+            municipality_code: YOKOHAMA_NAKA,
+            resident_codes: [second.residentCode, first.residentCode],
+          },
+        ]),
+      );
+    } finally {
+      t.clock.set(start);
+    }
+  });
 });

@@ -134,6 +134,21 @@ function residentChangedRef(payload: unknown): { personId: string; version: numb
 const NAME_SPACES = ' \u3000';
 const normalisedName = (name: string): string => name.replace(/[ \u3000]/g, '');
 
+/** A new registration, as the double-registration notice names it. */
+interface RegisteredSide {
+  residentCode: string;
+  municipalityCode: string;
+}
+/** Another new registration with the same basic data (a row of the detector's query). */
+interface RegisteredElsewhere {
+  resident_code: string;
+  municipality_code: string;
+}
+const sideOf = (v: StoredVersion): RegisteredSide => ({
+  residentCode: v.record.residentCode,
+  municipalityCode: v.municipalityCode,
+});
+
 export class ErrorNoticeService {
   constructor(
     private readonly clock: Clock,
@@ -185,86 +200,87 @@ export class ErrorNoticeService {
   }
 
   /**
-   * {@link onResidentChanged} for a run of events: the versions they name (and the ones
-   * before, for a move-in) read with one query, and the double-registration candidates of all
-   * new registrations with another; the notices are then raised event by event, in order.
+   * {@link onResidentChanged} for a run of events, with one query: for every version the run
+   * names, what the detectors need of it — its code and municipality, whether it closes a
+   * move-out, and (for a new registration) the other new registrations with the same basic
+   * data within the window, found by the database next to the data. The versions around a
+   * move-in are read only for the few events that close a move-out. Notices are then raised
+   * event by event, in order.
    */
   async onResidentChangedRun(tx: Tx, events: readonly OutboxEvent[]): Promise<void> {
     const refs = events.map((e) => residentChangedRef(e.payload));
-    const places = refs.flatMap((r) =>
-      r.version > 1 ? [r, { personId: r.personId, version: r.version - 1 }] : [r],
-    );
-    const versions = await this.registry.versionsAt(tx, places);
-    const at = (personId: string, version: number) => versions.get(`${personId}:${version}`);
-    const changed = refs.map((ref) => {
-      const v = at(ref.personId, ref.version);
-      if (!v) throw new Error('resident.changed names a version that is not stored');
-      return v;
-    });
-    const fresh = changed.filter(
-      (v) => v.version === 1 && NEW_REGISTRATION_REASONS.includes(v.changeReason),
-    );
-    const others = await this.sameBasicDataElsewhere(tx, fresh);
-    for (const v of changed) {
-      if (v.version === 1 && NEW_REGISTRATION_REASONS.includes(v.changeReason)) {
-        await this.raiseDoubleRegistration(tx, v, others.get(v.personId) ?? []);
-      }
-      if (v.closesMoveOutAt !== null) {
-        const before = at(v.personId, v.version - 1);
-        if (before) await this.detectDestinationMismatch(tx, before, v);
-      }
-    }
-  }
-
-  /**
-   * For each new registration in `fresh`, the other new registrations with the same name
-   * (spaces ignored), date of birth and sex in another municipality within the window, in
-   * resident-code order: the query of {@link detectDoubleRegistration}, for many at once.
-   */
-  private async sameBasicDataElsewhere(
-    tx: Tx,
-    fresh: readonly StoredVersion[],
-  ): Promise<Map<string, { resident_code: string; municipality_code: string }[]>> {
-    const out = new Map<string, { resident_code: string; municipality_code: string }[]>();
-    if (fresh.length === 0) return out;
-    const windowMs = DOUBLE_REGISTRATION_WINDOW_DAYS * 86_400_000;
     const r = await tx.query<{
-      candidate: string;
+      person_id: string;
+      version: number;
       resident_code: string;
       municipality_code: string;
+      closes: boolean;
+      other_code: string | null;
+      other_municipality: string | null;
     }>(
-      // LATERAL: each candidate probes the (birth_date, sex) index of first versions, as the
-      // single-event query does, whatever the planner thinks of the unnest's size.
-      `SELECT c.person_id AS candidate, o.resident_code, o.municipality_code
-         FROM unnest($1::uuid[], $2::date[], $3::text[], $4::text[], $5::bpchar[],
-                     $6::timestamptz[], $7::timestamptz[])
-              AS c(person_id, birth_date, sex, name, municipality_code, earliest, latest)
-        CROSS JOIN LATERAL (
+      // LATERAL: each new registration probes the (birth_date, sex) index of first versions,
+      // as the single-event query does; other versions skip the probe (a constant false).
+      `SELECT c.person_id, c.version, c.resident_code, c.municipality_code,
+              c.closes_move_out_at IS NOT NULL AS closes,
+              o.resident_code AS other_code, o.municipality_code AS other_municipality
+         FROM identity_record_versions c
+         LEFT JOIN LATERAL (
               SELECT v.resident_code, v.municipality_code FROM identity_record_versions v
-               WHERE v.version = 1 AND v.birth_date = c.birth_date AND v.sex = c.sex
-                 AND translate(v.name, $8, '') = c.name
-                 AND v.change_reason = ANY($9::text[])
+               WHERE c.version = 1 AND c.change_reason = ANY($3::text[])
+                 AND v.version = 1 AND v.birth_date = c.birth_date AND v.sex = c.sex
+                 AND translate(v.name, $4, '') = translate(c.name, $4, '')
+                 AND v.change_reason = ANY($3::text[])
                  AND v.person_id <> c.person_id AND v.municipality_code <> c.municipality_code
-                 AND v.recorded_at BETWEEN c.earliest AND c.latest) AS o
-        ORDER BY c.person_id, o.resident_code`,
+                 AND v.recorded_at BETWEEN c.recorded_at - make_interval(secs => $5)
+                                       AND c.recorded_at + make_interval(secs => $5)) AS o
+           ON true
+        WHERE (c.person_id, c.version) IN (SELECT * FROM unnest($1::uuid[], $2::int[]))
+        ORDER BY c.person_id, c.version, o.resident_code`,
       [
-        pgArray(fresh.map((v) => v.personId)),
-        pgArray(fresh.map((v) => v.record.birthDate)),
-        pgArray(fresh.map((v) => v.record.sex)),
-        pgArray(fresh.map((v) => normalisedName(v.record.name))),
-        pgArray(fresh.map((v) => v.municipalityCode)),
-        pgArray(fresh.map((v) => new Date(v.recordedAt.getTime() - windowMs).toISOString())),
-        pgArray(fresh.map((v) => new Date(v.recordedAt.getTime() + windowMs).toISOString())),
-        NAME_SPACES,
+        pgArray(refs.map((ref) => ref.personId)),
+        pgArray(refs.map((ref) => ref.version)),
         NEW_REGISTRATION_REASONS,
+        NAME_SPACES,
+        DOUBLE_REGISTRATION_WINDOW_DAYS * 86_400,
       ],
     );
+    const found = new Map<
+      string,
+      { side: RegisteredSide; closes: boolean; others: RegisteredElsewhere[] }
+    >();
     for (const row of r.rows) {
-      const list = out.get(row.candidate) ?? [];
-      list.push({ resident_code: row.resident_code, municipality_code: row.municipality_code });
-      out.set(row.candidate, list);
+      const key = `${row.person_id}:${row.version}`;
+      let entry = found.get(key);
+      if (!entry) {
+        const side = { residentCode: row.resident_code, municipalityCode: row.municipality_code };
+        entry = { side, closes: row.closes, others: [] };
+        found.set(key, entry);
+      }
+      if (row.other_code !== null && row.other_municipality !== null) {
+        entry.others.push({
+          resident_code: row.other_code,
+          municipality_code: row.other_municipality,
+        });
+      }
     }
-    return out;
+    const entries = refs.map((ref) => {
+      const entry = found.get(`${ref.personId}:${ref.version}`);
+      if (!entry) throw new Error('resident.changed names a version that is not stored');
+      return { ref, ...entry };
+    });
+    const closing = entries.filter((e) => e.closes).map((e) => e.ref);
+    const versions = await this.registry.versionsAt(
+      tx,
+      closing.flatMap((ref) => [ref, { personId: ref.personId, version: ref.version - 1 }]),
+    );
+    for (const { ref, side, closes, others } of entries) {
+      await this.raiseDoubleRegistration(tx, side, others);
+      if (closes) {
+        const v = versions.get(`${ref.personId}:${ref.version}`);
+        const before = versions.get(`${ref.personId}:${ref.version - 1}`);
+        if (v && before) await this.detectDestinationMismatch(tx, before, v);
+      }
+    }
   }
 
   /** (a) the same basic data newly registered elsewhere under another resident code. */
@@ -290,20 +306,20 @@ export class ErrorNoticeService {
         NAME_SPACES,
       ],
     );
-    await this.raiseDoubleRegistration(tx, v, others.rows);
+    await this.raiseDoubleRegistration(tx, sideOf(v), others.rows);
   }
 
-  /** Raises (a) on both sides for each of `others` found for `v`. */
+  /** Raises (a) on both sides for each of `others` found for the new registration `v`. */
   private async raiseDoubleRegistration(
     tx: Tx,
-    v: StoredVersion,
-    others: readonly { resident_code: string; municipality_code: string }[],
+    v: RegisteredSide,
+    others: readonly RegisteredElsewhere[],
   ): Promise<void> {
     for (const other of others) {
-      const pair = [v.record.residentCode, other.resident_code].sort().join(',');
+      const pair = [v.residentCode, other.resident_code].sort().join(',');
       const sides = [
-        { here: v.municipalityCode, codes: [v.record.residentCode, other.resident_code] },
-        { here: other.municipality_code, codes: [other.resident_code, v.record.residentCode] },
+        { here: v.municipalityCode, codes: [v.residentCode, other.resident_code] },
+        { here: other.municipality_code, codes: [other.resident_code, v.residentCode] },
       ];
       for (const [i, side] of sides.entries()) {
         const there = sides[1 - i]?.here ?? '';
