@@ -8,6 +8,7 @@ import {
   AuditLog,
   assertNoPersonalData,
   canonicalJson,
+  entryBody,
   entryHash,
   GENESIS_HASH,
   verifyAuditChain,
@@ -432,6 +433,30 @@ describe('canonicalJson', () => {
     expect(h1).toBe(h2);
     expect(entryHash(GENESIS_HASH, { ...base, details: { a: 2, b: ['x'] } })).not.toBe(h1);
     expect(entryHash('1'.repeat(64), { ...base, details: { a: 1, b: ['x'] } })).not.toBe(h1);
+  });
+
+  it('hashes the text canonicalJson gives the entry, so chains written before still verify', () => {
+    const e = {
+      seq: '42',
+      occurredAt: '2026-12-06T01:02:03.004Z',
+      actorId: null,
+      actorType: 'municipality',
+      actorName: '千代田区 "demo"',
+      action: 'registry.notification.batch',
+      subjectType: 'municipality',
+      subject: '131016',
+      purpose: null,
+      outcome: 'success' as const,
+      requestId: 'req-1',
+      details: { lines: 2000, z: [1, { b: 2, a: '\\' }], a: null },
+    };
+    // The stored fields of an entry (hash and prevHash included) do not enter its body.
+    const stored = { ...e, prevHash: GENESIS_HASH, hash: 'f'.repeat(64) };
+    expect(entryBody(stored)).toBe(canonicalJson(e));
+    // Computed by the key-sorting implementation this one replaced (stop 13).
+    expect(entryHash(GENESIS_HASH, stored)).toBe(
+      '5280a27e9075c9e0377955f6a202be0a1751fa4e30b1c661f75a877cde5cf6c8',
+    );
   });
 });
 
