@@ -77,6 +77,10 @@ export async function benchIntake(opts: IntakeOptions): Promise<BenchResult[]> {
   try {
     // Codes and My Numbers first (not timed): what a municipality holds before it notifies.
     const drawn = await drawResidents(server, batches * batchSize);
+    // For the rounds of two municipalities at once (at the end): more residents of 千代田区
+    // and residents of a second municipality, 横浜市中区.
+    const drawnMore = await drawResidents(server, batches * batchSize);
+    const drawnElsewhere = await drawResidents(server, batches * batchSize, 'municipality2');
     const kiban: number[] = [];
     const theirs: number[] = [];
     let sequence = 1;
@@ -135,6 +139,51 @@ export async function benchIntake(opts: IntakeOptions): Promise<BenchResult[]> {
       if (r.accepted !== lines.length) throw new Error(`move batch accepted ${r.accepted}`);
       moves.push(lines.length / ((performance.now() - t0) / 1000));
     }
+    // Two municipalities at once (intake partitioned, as the nation's 1,741 send), each round
+    // one batch of new residents from each in parallel; the combined rate. Distinct basic data
+    // (the i-th synthetic person), so no double registration is found between them.
+    const parallel: number[] = [];
+    const sequences = { '131016': sequence, '141046': 1 };
+    const newResidents = (
+      code: '131016' | '141046',
+      drawnHere: readonly { residentCode: string; myNumber: string }[],
+      b: number,
+      offset: number,
+      address: (j: number) => string,
+    ) =>
+      drawnHere.slice(b * batchSize, (b + 1) * batchSize).map((d, j) => ({
+        municipalityCode: code,
+        sequence: sequences[code]++,
+        changeReason: 'officialEntry',
+        changeDate: '2026-01-05',
+        record: {
+          ...benchRecord(offset + b * batchSize + j, d.residentCode, d.myNumber),
+          address: address(j),
+        },
+      }));
+    for (let b = 0; b < batches; b++) {
+      const here = newResidents(
+        '131016',
+        drawnMore,
+        b,
+        batches * batchSize,
+        (j) => benchRecord(j, '', '').address,
+      );
+      const there = newResidents(
+        '141046',
+        drawnElsewhere,
+        b,
+        2 * batches * batchSize,
+        (j) => `神奈川県横浜市中区港町${(j % 5) + 1}丁目${(j % 97) + 1}番地`,
+      );
+      const t0 = performance.now();
+      const answers = await Promise.all([
+        postBatch(server, here),
+        postBatch(server, there, 'municipality2'),
+      ]);
+      if (answers.some((a) => a.accepted !== batchSize)) throw new Error('parallel batch refused');
+      parallel.push((2 * batchSize) / ((performance.now() - t0) / 1000));
+    }
     const rate = median(kiban);
     const peerRate = median(theirs);
     const engine = server.engine;
@@ -157,7 +206,11 @@ export async function benchIntake(opts: IntakeOptions): Promise<BenchResult[]> {
           `batch meets no backlog, later ones share the database with the outbox consumers ` +
           `working through the events of the earlier ones; then the same residents' address ` +
           `changes (moveWithin), ${batches} batches of ${batchSize}: median ` +
-          `${round(median(moves))}/s (per batch ${moves.map((m) => round(m)).join(', ')}/s)`,
+          `${round(median(moves))}/s (per batch ${moves.map((m) => round(m)).join(', ')}/s); ` +
+          `two municipalities at once (a batch of new residents from 千代田区 beside one from ` +
+          `横浜市中区, ${batches} rounds): median ` +
+          `${round(median(parallel))}/s combined (per round ${parallel.map((p) => round(p)).join(', ')}/s)`,
+        parallel: { clients: 2, kiban: round(median(parallel)) },
       },
     ];
   } finally {

@@ -17,6 +17,11 @@ export interface BenchResult {
   met: boolean;
   /** What was measured, with which settings; shown in docs/benchmarks.md. */
   detail?: string;
+  /**
+   * The same work from `clients` independent partitions at once (e.g. municipalities), in
+   * `kiban`'s unit: what one machine gains by running partitions side by side.
+   */
+  parallel?: { clients: number; kiban: number };
 }
 
 /** The machine and versions a run measured on. */
