@@ -108,6 +108,28 @@ describe('appendEvents', () => {
     expect(await t.db.transaction((tx) => appendEvents(tx, clock, []))).toEqual([]);
   });
 
+  it('stores payloads and keys exactly, quotes, backslashes and all', async () => {
+    const payload = {
+      text: 'a "quoted" \\ back\\slash, {braces}, a comma and\nnew line',
+      kana: '千代田区　ｶﾅ',
+      nested: [null, true, 1.5, { k: '}' }],
+    };
+    const ids = await t.db.transaction((tx) =>
+      appendEvents(tx, clock, [
+        { topic: 'escape "topic"', key: 'key,with\\"odd"chars', payload },
+        { topic: 'escape', payload: {} },
+      ]),
+    );
+    const r = await t.db.query<{ topic: string; key: string | null; payload: unknown }>(
+      'SELECT topic, key, payload FROM outbox_events WHERE id = ANY($1::bigint[]) ORDER BY id',
+      [ids],
+    );
+    expect(r.rows).toEqual([
+      { topic: 'escape "topic"', key: 'key,with\\"odd"chars', payload },
+      { topic: 'escape', key: null, payload: {} },
+    ]);
+  });
+
   it('delivers events in id order with topic, key, payload and time', async () => {
     const seen: OutboxEvent[] = [];
     const c = consumer('order', ['order'], async (e) => {

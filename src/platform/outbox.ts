@@ -12,7 +12,7 @@
  * a cursor never passes an event whose transaction commits late.
  */
 import type { Clock } from './clock.ts';
-import type { Database, Queryable, Tx } from './db.ts';
+import { type Database, pgArray, type Queryable, type Tx } from './db.ts';
 import { safeErrorForLog } from './errors.ts';
 
 export interface OutboxEvent<P = unknown> {
@@ -72,9 +72,9 @@ export async function appendEvents(
       ORDER BY n
      RETURNING id`,
     [
-      events.map((e) => e.topic),
-      events.map((e) => e.key ?? null),
-      events.map((e) => JSON.stringify(e.payload)),
+      pgArray(events.map((e) => e.topic)),
+      pgArray(events.map((e) => e.key ?? null)),
+      pgArray(events.map((e) => JSON.stringify(e.payload))),
       clock.now(),
     ],
   );
