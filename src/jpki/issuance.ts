@@ -14,7 +14,13 @@ import type { Config } from '../config.ts';
 import type { Actor } from '../platform/actors.ts';
 import type { AuditActor, AuditEntryInput, AuditLog } from '../platform/audit.ts';
 import type { Clock } from '../platform/clock.ts';
-import { type ArrayElement, type Database, pgArray, type Tx } from '../platform/db.ts';
+import {
+  advisoryLockKey,
+  type ArrayElement,
+  type Database,
+  pgArray,
+  type Tx,
+} from '../platform/db.ts';
 import { AppError } from '../platform/errors.ts';
 import { batchOrEach, GroupCommit, type Outcome } from '../platform/group-commit.ts';
 import type { TbsSigner } from '../pki/algorithms.ts';
@@ -791,7 +797,7 @@ export class IssuanceService {
     // are taken in one order, so two batches cannot deadlock.
     await tx.query(
       `SELECT pg_advisory_xact_lock(h)
-         FROM (SELECT DISTINCT hashtext(k) AS h FROM unnest($1::text[]) AS k ORDER BY 1 OFFSET 0) l`,
+         FROM (SELECT DISTINCT ${advisoryLockKey('k')} AS h FROM unnest($1::text[]) AS k ORDER BY 1 OFFSET 0) l`,
       [pgArray(items.map(holderKey))],
     );
     const now = this.clock.now();

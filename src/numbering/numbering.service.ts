@@ -22,7 +22,7 @@
  */
 import type { KeyObject } from 'node:crypto';
 import type { Clock } from '../platform/clock.ts';
-import { pgArray, type Queryable } from '../platform/db.ts';
+import { advisoryLockKey, pgArray, type Queryable } from '../platform/db.ts';
 import { AppError } from '../platform/errors.ts';
 import { FF1 } from './ff1.ts';
 import { myNumberCheckDigit } from './check-digits.ts';
@@ -121,7 +121,7 @@ export class NumberingService {
     // The same per-code locks as the single path, taken in one order: batches cannot deadlock.
     await tx.query(
       `SELECT pg_advisory_xact_lock(h)
-         FROM (SELECT DISTINCT hashtext('my-number:' || c) AS h
+         FROM (SELECT DISTINCT ${advisoryLockKey("'my-number:' || c")} AS h
                  FROM unnest($1::text[]) AS c ORDER BY 1 OFFSET 0) l`,
       [pgArray(codes)],
     );
@@ -204,7 +204,9 @@ export class NumberingService {
 
   /** One generation per resident code at a time (concurrent first requests). */
   private async lockHolder(tx: Queryable, residentCode: string): Promise<void> {
-    await tx.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`my-number:${residentCode}`]);
+    await tx.query(`SELECT pg_advisory_xact_lock(${advisoryLockKey('$1')})`, [
+      `my-number:${residentCode}`,
+    ]);
   }
 
   private async generate(

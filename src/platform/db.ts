@@ -223,6 +223,17 @@ export function quoteIdent(name: string): string {
   return `"${name}"`;
 }
 
+/**
+ * The key of an advisory lock on `keySql` (an SQL text expression: a parameter or a column),
+ * in the current schema's own namespace. Advisory locks belong to the whole database while
+ * the rows they guard belong to one schema: without the namespace, two Kiban schemas on one
+ * server (the PostgreSQL test pass runs dozens at once) wait on each other's locks, and a
+ * transaction holding one lock while taking another can deadlock with a stranger. 64-bit, so
+ * unrelated keys practically never share a lock.
+ */
+export const advisoryLockKey = (keySql: string): string =>
+  `hashtextextended(coalesce(current_schema(), '') || '/' || ${keySql}, 0)`;
+
 /** One element of a batch-sized array parameter. */
 export type ArrayElement = string | number | boolean | null | Buffer;
 

@@ -7,7 +7,7 @@
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { Database, Queryable } from './db.ts';
+import { advisoryLockKey, type Database, type Queryable } from './db.ts';
 
 export interface Migration {
   version: number;
@@ -50,9 +50,6 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
   applied_at timestamptz NOT NULL DEFAULT now()
 )`;
 
-/** Advisory lock key taken while creating `schema_migrations` (ASCII "KBMG"). */
-const CREATE_LOCK_KEY = 0x4b424d47;
-
 interface AppliedRow {
   [key: string]: unknown;
   version: number;
@@ -78,7 +75,7 @@ export async function migrate(db: Database, migrations = loadMigrations()): Prom
   // Two runners starting on an empty database would race in CREATE TABLE IF NOT EXISTS
   // (a unique violation in pg_type on PostgreSQL); a transaction-scoped lock serialises it.
   await db.transaction(async (tx) => {
-    await tx.query('SELECT pg_advisory_xact_lock($1)', [CREATE_LOCK_KEY]);
+    await tx.query(`SELECT pg_advisory_xact_lock(${advisoryLockKey("'schema-migrations'")})`);
     await tx.query(CREATE_TABLE);
   });
   const done = new Map((await applied(db)).map((r) => [r.version, r]));

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../../test/support/database.ts';
 import { FakeClock } from './clock.ts';
-import type { Tx } from './db.ts';
+import { advisoryLockKey, type Tx } from './db.ts';
 import {
   appendEvents,
   type ConsumerOptions,
@@ -166,6 +166,51 @@ describe('appendEvents', () => {
     expect(seen[2]?.createdAt).toEqual(new Date('2026-04-01T00:00:01Z'));
     expect(await cursorOf('order')).toBe(ascending[7]);
     expect(await c.pump()).toEqual(idle());
+  });
+});
+
+describe('the append lock', () => {
+  it('is namespaced by schema: the same key text, another schema, another lock', async () => {
+    const keys = await t.db.transaction(async (tx) => {
+      await tx.exec('CREATE SCHEMA IF NOT EXISTS lock_namespace_probe');
+      const key = `SELECT ${advisoryLockKey("'outbox-append'")} AS k`;
+      const here = (await tx.query<{ k: string }>(key)).rows[0]?.k;
+      const again = (await tx.query<{ k: string }>(key)).rows[0]?.k;
+      await tx.exec('SET LOCAL search_path TO lock_namespace_probe');
+      const there = (await tx.query<{ k: string }>(key)).rows[0]?.k;
+      return { here, again, there };
+    });
+    expect(keys.here).toMatch(/^-?\d+$/);
+    expect(keys.again).toBe(keys.here);
+    expect(keys.there).toMatch(/^-?\d+$/);
+    expect(keys.there).not.toBe(keys.here);
+  });
+
+  it('does not hold up another Kiban database on the same server', async () => {
+    // On PostgreSQL both test databases are schemas of one server, where advisory locks are
+    // shared: an unnamespaced lock would make the second append wait for the first commit.
+    const other = await createTestDatabase();
+    let release!: () => void;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let appended!: () => void;
+    const holding = new Promise<void>((resolve) => (appended = resolve));
+    const first = t.db.transaction(async (tx) => {
+      await appendEvents(tx, clock, [{ topic: 'namespace', payload: { n: 1 } }]);
+      appended();
+      await held;
+    });
+    try {
+      await holding;
+      const ids = await other.db.transaction(async (tx) => {
+        await tx.exec("SET LOCAL lock_timeout = '3s'");
+        return appendEvents(tx, clock, [{ topic: 'namespace', payload: { n: 2 } }]);
+      });
+      expect(ids).toHaveLength(1);
+    } finally {
+      release();
+      await first;
+      await other.close();
+    }
   });
 });
 

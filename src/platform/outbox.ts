@@ -12,7 +12,7 @@
  * a cursor never passes an event whose transaction commits late.
  */
 import type { Clock } from './clock.ts';
-import { type Database, pgArray, type Queryable, type Tx } from './db.ts';
+import { advisoryLockKey, type Database, pgArray, type Queryable, type Tx } from './db.ts';
 import { safeErrorForLog } from './errors.ts';
 
 export interface OutboxEvent<P = unknown> {
@@ -55,8 +55,8 @@ const RUN_LIMIT = 25;
 /** Most events in one run for a consumer with `handleRun` (a few queries for the whole run). */
 const SET_BASED_RUN_LIMIT = 100;
 
-/** Key of the advisory lock that orders outbox appends (ASCII "KBOX"). */
-const APPEND_LOCK_KEY = 0x4b424f58;
+/** The advisory lock that orders outbox appends. */
+const APPEND_LOCK = `SELECT pg_advisory_xact_lock(${advisoryLockKey("'outbox-append'")})`;
 
 export async function appendEvents(
   tx: Tx,
@@ -64,7 +64,7 @@ export async function appendEvents(
   events: readonly NewOutboxEvent[],
 ): Promise<string[]> {
   if (events.length === 0) return [];
-  await tx.query('SELECT pg_advisory_xact_lock($1)', [APPEND_LOCK_KEY]);
+  await tx.query(APPEND_LOCK);
   const r = await tx.query<{ id: string }>(
     `INSERT INTO outbox_events (id, topic, key, payload, created_at)
      SELECT nextval('outbox_events_id_seq'), t, k, p, $4

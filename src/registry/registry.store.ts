@@ -4,7 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { canonicalJson } from '../platform/audit.ts';
-import { pgArray, type Queryable } from '../platform/db.ts';
+import { advisoryLockKey, pgArray, type Queryable } from '../platform/db.ts';
 import { AppError } from '../platform/errors.ts';
 import type {
   BasicItem,
@@ -276,7 +276,7 @@ export class RegistryStore {
     sequence: number,
     body: unknown,
   ): Promise<SequenceClaim> {
-    await tx.query('SELECT pg_advisory_xact_lock(hashtext($1))', [
+    await tx.query(`SELECT pg_advisory_xact_lock(${advisoryLockKey('$1')})`, [
       streamLockKey(stream, municipalityCode),
     ]);
     const hash = bodyHash(body);
@@ -539,7 +539,7 @@ export class RegistryStore {
     // Taken in the order the subquery sorts them (as seed.ts does), so two batches never
     // wait for each other's locks in a cycle.
     await tx.query(
-      `SELECT pg_advisory_xact_lock(hashtext(k))
+      `SELECT pg_advisory_xact_lock(${advisoryLockKey('k')})
          FROM (SELECT unnest($1::text[]) AS k ORDER BY 1) AS ordered`,
       [pgArray(keys)],
     );

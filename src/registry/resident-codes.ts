@@ -13,7 +13,7 @@ import type { Clock } from '../platform/clock.ts';
 import type { Queryable } from '../platform/db.ts';
 import { AppError } from '../platform/errors.ts';
 import { residentCodeCheckDigit } from '../numbering/check-digits.ts';
-import { pgArray } from '../platform/db.ts';
+import { advisoryLockKey, pgArray } from '../platform/db.ts';
 
 export type ResidentCodeState = 'pooled' | 'issued' | 'retired';
 
@@ -116,7 +116,9 @@ export class ResidentCodePool {
         `count must be from 1 to ${this.options.maxPerRequest}`,
       );
     }
-    await tx.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`pool:${municipalityCode}`]);
+    await tx.query(`SELECT pg_advisory_xact_lock(${advisoryLockKey('$1')})`, [
+      `pool:${municipalityCode}`,
+    ]);
     const pooled = await tx.query<{ n: number }>(
       "SELECT count(*)::int AS n FROM resident_codes WHERE municipality_code = $1 AND state = 'pooled'",
       [municipalityCode],

@@ -21,10 +21,11 @@
  * an uninterrupted run.
  */
 import type { Services } from '../app.ts';
-import type { Queryable, Tx } from '../platform/db.ts';
+import { advisoryLockKey, type Queryable, type Tx } from '../platform/db.ts';
 import { CLI_ACTOR } from '../platform/install.ts';
 import { loadLocalGovernmentsFrom } from '../platform/master-data.ts';
 import { japanDateOf } from './registry.rules.ts';
+import { streamLockKey } from './registry.store.ts';
 import {
   DEFAULT_SYNTHETIC_SEED,
   officialEntryNotification,
@@ -167,7 +168,7 @@ export async function seedResidents(
     await db.transaction(async (tx) => {
       // One seeder at a time: a second `kiban seed` on the same PostgreSQL database would
       // register the same people again.
-      await tx.query('SELECT pg_advisory_xact_lock(hashtext($1))', ['kiban:seed']);
+      await tx.query(`SELECT pg_advisory_xact_lock(${advisoryLockKey('$1')})`, ['kiban:seed']);
       const now = (await readSeedState(tx))?.done ?? 0;
       if (now !== from) {
         throw new Error(
@@ -225,9 +226,9 @@ async function registerBatch(
   // (re-entrant within this transaction): nobody else can use these sequence numbers until
   // the batch commits.
   await tx.query(
-    `SELECT pg_advisory_xact_lock(hashtext(k))
+    `SELECT pg_advisory_xact_lock(${advisoryLockKey('k')})
        FROM (SELECT unnest($1::text[]) AS k ORDER BY 1) AS ordered`,
-    [codes.map((c) => `notifications:identity:${c}`)],
+    [codes.map((c) => streamLockKey('identity', c))],
   );
   const last = await tx.query<{ code: string; n: string }>(
     `SELECT municipality_code AS code, max(sequence) AS n FROM registry_notifications

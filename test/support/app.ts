@@ -52,7 +52,12 @@ export async function createTestApp(
   const database = await createTestDatabase();
   const clock = options.clock instanceof FakeClock ? options.clock : new FakeClock();
   const config = loadConfig(
-    { KIBAN_LOG_LEVEL: 'silent', KIBAN_MASTER_KEY: TEST_MASTER_KEY, ...(options.env ?? {}) },
+    {
+      // KIBAN_TEST_LOG_LEVEL=error shows what was behind an unexpected 500 in a failing run.
+      KIBAN_LOG_LEVEL: process.env['KIBAN_TEST_LOG_LEVEL'] ?? 'silent',
+      KIBAN_MASTER_KEY: TEST_MASTER_KEY,
+      ...(options.env ?? {}),
+    },
     {
       data: '/nonexistent-test-data-dir',
     },
