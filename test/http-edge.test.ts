@@ -240,6 +240,42 @@ describe('HTTP edge', () => {
       }
     });
 
+    it('answer a transaction lost to a deadlock or serialization failure with 503 and Retry-After', async () => {
+      for (const code of ['40P01', '40001', '55P03']) {
+        const pgError = Object.assign(new Error('deadlock detected'), {
+          code,
+          severity: 'ERROR',
+          detail: 'Process 1 waits for ShareLock on transaction 2; SECRET-row',
+        });
+        const spy = vi.spyOn(t.services.actors, 'list').mockRejectedValue(pgError);
+        const before = logs.length;
+        try {
+          const res = await inject({ url: '/v1/actors', headers: operator() });
+          const p = problem(res, 503, 'database.contention');
+          expect(p.detail).toMatch(/send it again/);
+          expect(res.headers['retry-after']).toBe('1');
+          expect(res.body).not.toContain('SECRET');
+          const written = logs.slice(before);
+          const line = written.find((l) => l.includes(code));
+          expect(JSON.parse(line ?? '{}')).toMatchObject({ level: 40, requestId: p.requestId });
+          expect(written.join('')).not.toContain('SECRET');
+        } finally {
+          spy.mockRestore();
+        }
+      }
+      // Any other database error stays an internal error.
+      const spy = vi
+        .spyOn(t.services.actors, 'list')
+        .mockRejectedValue(Object.assign(new Error('x'), { code: '23505' }));
+      try {
+        const res = await inject({ url: '/v1/actors', headers: operator() });
+        problem(res, 500, 'internal');
+        expect(res.headers['retry-after']).toBeUndefined();
+      } finally {
+        spy.mockRestore();
+      }
+    });
+
     it('safeErrorForLog reduces anything thrown to a few known fields', () => {
       expect(safeErrorForLog('a string with SECRET')).toEqual({ type: 'string' });
       expect(safeErrorForLog({ detail: 'SECRET' })).toEqual({ type: 'object' });

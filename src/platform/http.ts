@@ -92,11 +92,26 @@ const PROBLEM_JSON = 'application/problem+json; charset=utf-8';
 
 function sendProblem(reply: FastifyReply, err: AppError): FastifyReply {
   if (err.kind === 'unauthorized') reply.header('www-authenticate', 'Bearer realm="kiban"');
+  if (err.code === DATABASE_CONTENTION) reply.header('retry-after', '1');
   return reply
     .code(err.status)
     .type(PROBLEM_JSON)
     .send(toProblem(err, String(reply.request.id)));
 }
+
+/**
+ * SQLSTATEs of a transaction the database rolled back in a conflict with a concurrent one:
+ * serialization failure, deadlock detected, lock not available. Nothing of it was kept, and
+ * the same request sent again normally succeeds: the client is told so (503, Retry-After),
+ * not handed an internal error.
+ */
+const CONTENTION_SQLSTATES: ReadonlySet<string> = new Set(['40001', '40P01', '55P03']);
+export const DATABASE_CONTENTION = 'database.contention';
+
+const sqlState = (err: unknown): string | null => {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : null;
+};
 
 /** Converts anything thrown in a request into an AppError; internal text never leaves. */
 function classify(err: FastifyError | Error): AppError {
@@ -135,6 +150,14 @@ function classify(err: FastifyError | Error): AppError {
       return new AppError('badRequest', 'request.bad-length', 'content-length does not match');
     default:
       break;
+  }
+  const state = sqlState(err);
+  if (state !== null && CONTENTION_SQLSTATES.has(state)) {
+    return new AppError(
+      'unavailable',
+      DATABASE_CONTENTION,
+      'the request met a concurrent change and was rolled back; send it again',
+    );
   }
   if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
     return new AppError('badRequest', 'request.bad', 'the request could not be processed');
@@ -310,6 +333,8 @@ export async function createEdge(deps: EdgeDeps): Promise<App> {
     }
     if (appErr.kind === 'internal') {
       request.log.error({ err }, 'internal error');
+    } else if (appErr.code === DATABASE_CONTENTION) {
+      request.log.warn({ err }, 'rolled back in a conflict with a concurrent transaction');
     }
     return sendProblem(reply, appErr);
   });
