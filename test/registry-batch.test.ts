@@ -10,7 +10,9 @@ import {
   ndjsonItems,
 } from '../src/registry/registry.batch.ts';
 import { identityRecordRoutes } from '../src/registry/registry.routes.ts';
+import { appendEvents } from '../src/platform/outbox.ts';
 import { createTestApp, type TestApp } from './support/app.ts';
+import { testEngine } from './support/database.ts';
 import { baseRecord, newResident, type Resident } from './support/registry.ts';
 
 const anyString: unknown = expect.any(String);
@@ -709,6 +711,76 @@ describe('batch intake of identity-record notifications', () => {
       console.log(
         `[${t.database.engine}] ${n}-line batch: ${Math.round(ms)} ms (${(ms / n).toFixed(2)} ms/line); setup of codes and My Numbers ${Math.round(setupMs)} ms`,
       );
+    },
+  );
+
+  it.skipIf(testEngine() !== 'postgres')(
+    'meets a person another transaction holds without deadlocking, residentCodeChange and all',
+    async () => {
+      // A residentCodeChange splits a batch into runs stored one after another. Were the
+      // persons of a later run locked only when it came, the batch would wait for a person
+      // while holding the outbox and audit locks the earlier lines took, and a transaction
+      // holding that person and waiting for the outbox lock would close a cycle (PostgreSQL
+      // then kills one of the two). Only PostgreSQL runs two transactions at once.
+      const db = t.database.db;
+      const [p, q] = (await residents(CHIYODA, 2)) as [Resident, Resident];
+      const [fresh] = await db.transaction((tx) =>
+        t.services.residentCodes.handOut(tx, CHIYODA, 1),
+      );
+      const born = await postBatch('municipality', ndjson([birth(CHIYODA, p), birth(CHIYODA, q)]));
+      expect(born.statusCode, born.body).toBe(200);
+      const qPerson = (
+        await db.query<{ id: string }>('SELECT id FROM persons WHERE resident_code = $1', [
+          q.residentCode,
+        ])
+      ).rows[0]?.id;
+      expect(qPerson).toBeDefined();
+
+      let release!: () => void;
+      const released = new Promise<void>((resolve) => (release = resolve));
+      let holding!: (pid: number) => void;
+      const held = new Promise<number>((resolve) => (holding = resolve));
+      const other = db.transaction(async (tx) => {
+        const pid = (await tx.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!
+          .pid;
+        await tx.query('SELECT 1 FROM persons WHERE id = $1 FOR UPDATE', [qPerson]);
+        holding(pid);
+        await released;
+        await appendEvents(tx, t.clock, [{ topic: 'lock-order-probe', payload: {} }]);
+      });
+      const pid = await held;
+      const batch = postBatch(
+        'municipality',
+        ndjson([
+          {
+            municipalityCode: CHIYODA,
+            sequence: seq(CHIYODA),
+            changeReason: 'residentCodeChange',
+            changeDate: '2026-03-25',
+            record: {
+              ...baseRecord({ ...p, residentCode: fresh! }),
+              address: ADDRESS[CHIYODA]![0],
+            },
+            previousResidentCode: p.residentCode,
+          },
+          moveWithin(CHIYODA, q),
+        ]),
+      );
+      // Until the batch waits for the person the other transaction holds.
+      for (let tries = 0; ; tries++) {
+        const waiting = await db.query<{ n: number }>(
+          'SELECT count(*)::int AS n FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))',
+          [pid],
+        );
+        if ((waiting.rows[0]?.n ?? 0) > 0) break;
+        if (tries > 400) throw new Error('the batch never waited for the held person');
+        await new Promise((resolve) => setTimeout(resolve, 25));
+      }
+      release();
+      await other;
+      const res = await batch;
+      expect(res.statusCode, res.body).toBe(200);
+      expect(res.json()).toMatchObject({ lines: 2, accepted: 2, replayed: 0 });
     },
   );
 });

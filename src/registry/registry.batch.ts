@@ -574,7 +574,14 @@ export async function applyBatchSetBased(
     tx,
     lines.map((l) => l.body),
   );
-  for (const run of runsOf(screened)) {
+  const runs = runsOf(screened);
+  if (runs.some((r) => r.perLine !== null)) {
+    await bulk.lockAheadOfRuns(
+      tx,
+      lines.map((l) => l.body),
+    );
+  }
+  for (const run of runs) {
     const decided = run.items.filter((s): s is BulkLine => !('code' in s));
     const plan = decided.length > 0 ? await bulk.decide(tx, actor, decided, requestId) : null;
     let next = 0;

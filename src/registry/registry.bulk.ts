@@ -20,7 +20,7 @@
 import { randomUUID } from 'node:crypto';
 import type { AuditActor, AuditLog } from '../platform/audit.ts';
 import type { Clock } from '../platform/clock.ts';
-import type { Tx } from '../platform/db.ts';
+import { pgArray, type Tx } from '../platform/db.ts';
 import { type AppError, isAppError } from '../platform/errors.ts';
 import { appendEvents } from '../platform/outbox.ts';
 import { japanDateOf } from './registry.rules.ts';
@@ -103,6 +103,12 @@ function keysOf(body: unknown): {
     residentCode: typeof code === 'string' && RESIDENT_CODE.test(code) ? code : null,
     destination: municipalityOf(dest),
   };
+}
+
+/** The `previousResidentCode` of a residentCodeChange body, when it has the shape of one. */
+function previousResidentCodeOf(body: unknown): string | null {
+  const code = isObject(body) ? body['previousResidentCode'] : undefined;
+  return typeof code === 'string' && RESIDENT_CODE.test(code) ? code : null;
 }
 
 /** Answers read up front for a set of keys; a key not read ahead is a programming error. */
@@ -253,6 +259,28 @@ export class BulkIntake {
   async lockStreams(tx: Tx, bodies: Iterable<unknown>): Promise<void> {
     const codes = keySet([...bodies].map(municipalityOf));
     await this.registry.lockStreams(tx, 'identity', codes);
+  }
+
+  /**
+   * For a batch split into runs by a residentCodeChange: locks, before anything is stored, the
+   * persons every line names by resident code (in id order) and the active My Numbers a code
+   * change moves. The runs lock them again as they come (a no-op then); without this, a later
+   * run would lock its persons while the batch already holds the outbox and audit locks the
+   * earlier runs took, and a notification holding one of those persons while it waits for
+   * those locks (a move-in from another municipality, a 附票 update) would deadlock with it.
+   */
+  async lockAheadOfRuns(tx: Tx, bodies: readonly unknown[]): Promise<void> {
+    const previous = keySet(bodies.map(previousResidentCodeOf));
+    const codes = keySet([...bodies.map((b) => keysOf(b).residentCode), ...previous]);
+    const persons = await this.registry.personsByCodes(tx, codes);
+    await this.registry.lockPersons(tx, persons.values());
+    if (previous.size > 0) {
+      await tx.query(
+        `SELECT 1 FROM my_numbers WHERE holder_code = ANY($1::bpchar[]) AND retired_at IS NULL
+          ORDER BY my_number FOR UPDATE`,
+        [pgArray([...previous])],
+      );
+    }
   }
 
   /**
