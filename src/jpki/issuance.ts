@@ -519,14 +519,6 @@ export class IssuanceService {
         return fail('key-not-bound', 'the signed application does not name this phone key');
       }
       const latest = await this.registry.latestOf(tx, row.person_id);
-      await this.audit.append(tx, actor, {
-        action: 'jpki.certificate.read-basic-four',
-        subjectType: 'certificate',
-        subject: row.serial,
-        purpose: 'jpkiMobileIssuance',
-        outcome: latest ? 'success' : 'denied',
-        requestId,
-      });
       if (!latest || latest.status !== 'current') {
         return fail('resident-not-current', 'the holder is not a current resident');
       }
@@ -580,6 +572,18 @@ export class IssuanceService {
         ],
         now,
       );
+      // The read of the 基本4情報 above, audited last: the audit chain's lock is then held only
+      // from here to the commit, after the record's foreign keys have locked the holder and the
+      // card certificate (taken the other way round, a registry change to the same resident
+      // could deadlock with this). A refusal rolls this transaction back and is audited as a
+      // denial by the edge.
+      await this.audit.append(tx, actor, {
+        action: 'jpki.certificate.read-basic-four',
+        subjectType: 'certificate',
+        subject: row.serial,
+        purpose: 'jpkiMobileIssuance',
+        requestId,
+      });
       return recorded!;
     });
     return this.#signAndStore(db, actor, prepared, requestId);
@@ -660,7 +664,11 @@ export class IssuanceService {
                        $7::bpchar[], $8::bytea[], $9::bytea[], $10::timestamptz[], $11::bigint[],
                        $12::uuid[], $14::text[], $15::date[])
              AS u(serial, kind, medium, generation, person_id, resident_code, municipality_code,
-                  tbs, key_hash, not_after, authorised_by, requested_by, request_id, retain_until)`,
+                  tbs, key_hash, not_after, authorised_by, requested_by, request_id, retain_until)
+          -- The foreign keys lock each holder's persons row (KEY SHARE) as its row goes in: in
+          -- person id order, the order registry batches lock persons in, so the two cannot
+          -- deadlock over two shared holders.
+          ORDER BY person_id`,
         [
           col((_, r) => r.serial.toString()),
           col((p) => p.kind),
