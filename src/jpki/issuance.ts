@@ -839,6 +839,12 @@ export class IssuanceService {
         now,
       ],
     );
+    // Every certificate the batch supersedes (and their smartphone cascades) before the first
+    // revocation takes the revocation epoch and the audit chain.
+    await this.revocations.lockCertificates(
+      tx,
+      previous.rows.map((r) => r.serial),
+    );
     const audits: { actor: AuditActor; input: AuditEntryInput }[] = [];
     const firstSeen = new Set<string>();
     const outcomes: Outcome<boolean>[] = [];

@@ -149,14 +149,51 @@ export class RegistryRevocation {
         [pgArray([...returned])],
       );
     }
+    await this.#lockAhead(tx, [...holding]);
     for (const { event, change } of relevant) {
-      if (holding.has(change.personId)) await this.onResidentChanged(tx, event);
+      if (holding.has(change.personId)) await this.#onResidentChanged(tx, event);
     }
   }
 
   async onResidentChanged(tx: Tx, event: OutboxEvent): Promise<void> {
     const change = changeOf(event.payload);
     if (isFirstRecord(change)) return;
+    await this.#lockAhead(tx, [change.personId]);
+    await this.#onResidentChanged(tx, event);
+  }
+
+  /**
+   * What a change may touch, locked before the first revocation takes the revocation epoch and
+   * the audit chain (both held to the commit): the persons (KEY SHARE, in id order: a scheduled
+   * revocation refers to its person), their scheduled revocations and their valid certificates
+   * with what those cascade to (in serial order). Locked later, one of them could be held by a
+   * registry change or a revocation waiting for the epoch or the audit chain. The same order
+   * as {@link processDue}: scheduled revocations, then certificates.
+   */
+  async #lockAhead(tx: Tx, personIds: readonly string[]): Promise<void> {
+    if (personIds.length === 0) return;
+    const ids = pgArray([...new Set(personIds)]);
+    await tx.query('SELECT 1 FROM persons WHERE id = ANY($1::uuid[]) ORDER BY id FOR KEY SHARE', [
+      ids,
+    ]);
+    await tx.query(
+      `SELECT 1 FROM jpki_scheduled_revocations WHERE person_id = ANY($1::uuid[])
+        ORDER BY serial FOR UPDATE`,
+      [ids],
+    );
+    const valid = await tx.query<{ serial: string }>(
+      `SELECT c.serial::text AS serial FROM jpki_certificates c
+        WHERE c.person_id = ANY($1::uuid[]) AND c.not_after > $2 AND ${UNREVOKED}`,
+      [ids, this.clock.now()],
+    );
+    await this.revocations.lockCertificates(
+      tx,
+      valid.rows.map((r) => r.serial),
+    );
+  }
+
+  async #onResidentChanged(tx: Tx, event: OutboxEvent): Promise<void> {
+    const change = changeOf(event.payload);
     const cause = `event:${event.id}`;
     const now = this.clock.now();
     const held = await this.#valid(tx, change.personId);
@@ -240,13 +277,20 @@ export class RegistryRevocation {
    */
   async processDue(db: Database): Promise<string[]> {
     return db.transaction(async (tx) => {
+      // Locked in serial order, then their certificates, before the first revocation takes the
+      // revocation epoch and the audit chain (the order #lockAhead takes them in).
       const due = await tx.query<{ serial: string; cause: string }>(
-        `DELETE FROM jpki_scheduled_revocations WHERE due_at <= $1
-         RETURNING serial::text AS serial, cause`,
+        `SELECT s.serial::text AS serial, s.cause FROM jpki_scheduled_revocations s
+          WHERE s.due_at <= $1 ORDER BY s.serial FOR UPDATE`,
         [this.clock.now()],
       );
+      const serials = due.rows.map((r) => r.serial);
+      await tx.query('DELETE FROM jpki_scheduled_revocations WHERE serial = ANY($1::bigint[])', [
+        pgArray(serials),
+      ]);
+      await this.revocations.lockCertificates(tx, serials);
       const done: string[] = [];
-      for (const row of due.rows.sort((a, b) => Number(BigInt(a.serial) - BigInt(b.serial)))) {
+      for (const row of due.rows) {
         if (await this.#revokeIfValid(tx, row.serial, row.cause)) done.push(row.serial);
       }
       return done;

@@ -18,7 +18,7 @@
 import { ChangeFeed } from '../platform/change-feed.ts';
 import type { AuditActor, AuditLog } from '../platform/audit.ts';
 import type { Clock } from '../platform/clock.ts';
-import type { Database, Tx } from '../platform/db.ts';
+import { type Database, pgArray, type Queryable, type Tx } from '../platform/db.ts';
 import { AppError } from '../platform/errors.ts';
 import type { CaGeneration, CaService } from './ca.ts';
 
@@ -95,10 +95,34 @@ export class RevocationService {
   }
 
   /**
+   * Locks, in serial order, the issued certificates among `serials` and the smartphone
+   * certificates of the same holder and kind as any card certificate among them (what a
+   * revocation cascades to, 第16条の13 / 第35条の13). A transaction revoking several
+   * certificates takes them all here first: every revocation then advances the revocation
+   * epoch and appends to the audit chain, both held to the commit, and a certificate locked
+   * after them could be held by a revocation waiting for them.
+   */
+  async lockCertificates(tx: Queryable, serials: readonly string[]): Promise<void> {
+    if (serials.length === 0) return;
+    await tx.query(
+      `SELECT 1 FROM jpki_certificates c
+        WHERE c.state = 'issued'
+          AND (c.serial = ANY($1::bigint[])
+               OR (c.medium = 'mobile' AND (c.person_id, c.kind) IN (
+                     SELECT person_id, kind FROM jpki_certificates
+                      WHERE serial = ANY($1::bigint[]) AND medium = 'card')))
+        ORDER BY c.serial FOR UPDATE OF c`,
+      [pgArray(serials)],
+    );
+  }
+
+  /**
    * Records a revocation. Refuses a certificate that is not issued (`jpki.certificate-not-found`)
    * or already revoked (`jpki.already-revoked`).
    */
   async revoke(tx: Tx, actor: AuditActor, input: RevocationInput): Promise<RevocationRecord> {
+    // With the certificates its cascade may revoke, before the epoch and the audit chain.
+    await this.lockCertificates(tx, [input.serial.toString()]);
     const r = await tx.query<{
       kind: string;
       medium: string;
@@ -109,7 +133,7 @@ export class RevocationService {
     }>(
       `SELECT c.kind, c.medium, c.ca_generation, c.person_id, c.not_after,
               EXISTS (SELECT 1 FROM jpki_revocations r WHERE r.serial = c.serial) AS revoked
-         FROM jpki_certificates c WHERE c.serial = $1 AND c.state = 'issued' FOR UPDATE`,
+         FROM jpki_certificates c WHERE c.serial = $1 AND c.state = 'issued'`,
       [input.serial.toString()],
     );
     const cert = r.rows[0];
