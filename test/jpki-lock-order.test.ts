@@ -8,13 +8,14 @@
  * the other order, PostgreSQL kills one of them after deadlock_timeout (each test fails so on
  * the code before its fix; checked).
  */
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Tx } from '../src/platform/db.ts';
 import { ChangeFeed } from '../src/platform/change-feed.ts';
 import { CLI_ACTOR } from '../src/platform/install.ts';
 import { toPem } from '../src/pki/der.ts';
 import { createTestApp, type TestApp } from './support/app.ts';
 import { testEngine } from './support/database.ts';
+import { meetHeldRow } from './support/locks.ts';
 import {
   issueHeldCertificate,
   notifyIdentityChange,
@@ -40,60 +41,11 @@ describe.skipIf(testEngine() !== 'postgres')('JPKI lock order (PostgreSQL)', () 
     return id;
   };
 
-  /**
-   * Runs `then` in a transaction that first runs `hold` (locks a row as a registry change or
-   * a revocation does first), and `request` once it holds it; `then` goes on only when `request` waits for that transaction. Answers what
-   * `request` answered, after checking that no transaction was lost to a deadlock on the way
-   * (issuance redoes a failed batch item by item, which would hide one from the answer).
-   */
-  async function meet<T>(
+  const meet = <T>(
     hold: (tx: Tx) => Promise<unknown>,
-    then: (tx: Tx) => Promise<void>,
+    then: (tx: Tx) => Promise<unknown>,
     request: () => Promise<T>,
-  ): Promise<T> {
-    const db = t.database.db;
-    const lost: unknown[] = [];
-    const transaction = db.transaction.bind(db);
-    const spy = vi.spyOn(db, 'transaction').mockImplementation((fn) =>
-      transaction(fn).catch((err: unknown) => {
-        lost.push((err as { code?: unknown }).code);
-        throw err;
-      }),
-    );
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => (release = resolve));
-    let holding!: (pid: number) => void;
-    const held = new Promise<number>((resolve) => (holding = resolve));
-    const other = db.transaction(async (tx) => {
-      const me = await tx.query<{ pid: number }>('SELECT pg_backend_pid() AS pid');
-      await hold(tx);
-      holding(me.rows[0]!.pid);
-      await released;
-      await then(tx);
-    });
-    const pid = await held;
-    const answer = request();
-    try {
-      for (let tries = 0; ; tries++) {
-        const waiting = await db.query<{ n: number }>(
-          'SELECT count(*)::int AS n FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))',
-          [pid],
-        );
-        if ((waiting.rows[0]?.n ?? 0) > 0) break;
-        if (tries > 400) throw new Error('the request never waited for the held person');
-        await new Promise((resolve) => setTimeout(resolve, 25));
-      }
-    } finally {
-      release();
-    }
-    try {
-      await other;
-      return await answer;
-    } finally {
-      spy.mockRestore();
-      expect(lost).toEqual([]);
-    }
-  }
+  ): Promise<T> => meetHeldRow(t.database.db, hold, then, request);
 
   it('a smartphone application waits for the holder without holding the audit chain', async () => {
     const r = await registerJpkiResident(t, 'municipality', '131016', {

@@ -13,6 +13,7 @@ import { identityRecordRoutes } from '../src/registry/registry.routes.ts';
 import { appendEvents } from '../src/platform/outbox.ts';
 import { createTestApp, type TestApp } from './support/app.ts';
 import { testEngine } from './support/database.ts';
+import { meetHeldRow } from './support/locks.ts';
 import { baseRecord, newResident, type Resident } from './support/registry.ts';
 
 const anyString: unknown = expect.any(String);
@@ -736,49 +737,29 @@ describe('batch intake of identity-record notifications', () => {
       ).rows[0]?.id;
       expect(qPerson).toBeDefined();
 
-      let release!: () => void;
-      const released = new Promise<void>((resolve) => (release = resolve));
-      let holding!: (pid: number) => void;
-      const held = new Promise<number>((resolve) => (holding = resolve));
-      const other = db.transaction(async (tx) => {
-        const pid = (await tx.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!
-          .pid;
-        await tx.query('SELECT 1 FROM persons WHERE id = $1 FOR UPDATE', [qPerson]);
-        holding(pid);
-        await released;
-        await appendEvents(tx, t.clock, [{ topic: 'lock-order-probe', payload: {} }]);
-      });
-      const pid = await held;
-      const batch = postBatch(
-        'municipality',
-        ndjson([
-          {
-            municipalityCode: CHIYODA,
-            sequence: seq(CHIYODA),
-            changeReason: 'residentCodeChange',
-            changeDate: '2026-03-25',
-            record: {
-              ...baseRecord({ ...p, residentCode: fresh! }),
-              address: ADDRESS[CHIYODA]![0],
-            },
-            previousResidentCode: p.residentCode,
-          },
-          moveWithin(CHIYODA, q),
-        ]),
+      const res = await meetHeldRow(
+        db,
+        (tx) => tx.query('SELECT 1 FROM persons WHERE id = $1 FOR UPDATE', [qPerson]),
+        (tx) => appendEvents(tx, t.clock, [{ topic: 'lock-order-probe', payload: {} }]),
+        () =>
+          postBatch(
+            'municipality',
+            ndjson([
+              {
+                municipalityCode: CHIYODA,
+                sequence: seq(CHIYODA),
+                changeReason: 'residentCodeChange',
+                changeDate: '2026-03-25',
+                record: {
+                  ...baseRecord({ ...p, residentCode: fresh! }),
+                  address: ADDRESS[CHIYODA]![0],
+                },
+                previousResidentCode: p.residentCode,
+              },
+              moveWithin(CHIYODA, q),
+            ]),
+          ),
       );
-      // Until the batch waits for the person the other transaction holds.
-      for (let tries = 0; ; tries++) {
-        const waiting = await db.query<{ n: number }>(
-          'SELECT count(*)::int AS n FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))',
-          [pid],
-        );
-        if ((waiting.rows[0]?.n ?? 0) > 0) break;
-        if (tries > 400) throw new Error('the batch never waited for the held person');
-        await new Promise((resolve) => setTimeout(resolve, 25));
-      }
-      release();
-      await other;
-      const res = await batch;
       expect(res.statusCode, res.body).toBe(200);
       expect(res.json()).toMatchObject({ lines: 2, accepted: 2, replayed: 0 });
     },
