@@ -131,12 +131,11 @@ export class RegistryRevocation {
       .map((event) => ({ event, change: changeOf(event.payload) }))
       .filter(({ change }) => !isFirstRecord(change));
     if (relevant.length === 0) return;
-    const holders = await tx.query<{ person_id: string }>(
-      `SELECT DISTINCT c.person_id FROM jpki_certificates c
-        WHERE c.person_id = ANY($1::uuid[]) AND c.not_after > $2 AND ${UNREVOKED}`,
-      [pgArray([...new Set(relevant.map((r) => r.change.personId))]), this.clock.now()],
+    const valid = await this.#validOf(
+      tx,
+      relevant.map((r) => r.change.personId),
     );
-    const holding = new Set(holders.rows.map((r) => r.person_id));
+    const holding = new Set(valid.map((r) => r.person_id));
     const returned = new Set(
       relevant
         .filter((r) => !holding.has(r.change.personId) && r.change.status === 'current')
@@ -149,7 +148,11 @@ export class RegistryRevocation {
         [pgArray([...returned])],
       );
     }
-    await this.#lockAhead(tx, [...holding]);
+    await this.#lockAhead(
+      tx,
+      [...holding],
+      valid.map((r) => r.serial),
+    );
     for (const { event, change } of relevant) {
       if (holding.has(change.personId)) await this.#onResidentChanged(tx, event);
     }
@@ -158,7 +161,12 @@ export class RegistryRevocation {
   async onResidentChanged(tx: Tx, event: OutboxEvent): Promise<void> {
     const change = changeOf(event.payload);
     if (isFirstRecord(change)) return;
-    await this.#lockAhead(tx, [change.personId]);
+    const valid = await this.#validOf(tx, [change.personId]);
+    await this.#lockAhead(
+      tx,
+      [change.personId],
+      valid.map((r) => r.serial),
+    );
     await this.#onResidentChanged(tx, event);
   }
 
@@ -167,10 +175,15 @@ export class RegistryRevocation {
    * the audit chain (both held to the commit): the persons (KEY SHARE, in id order: a scheduled
    * revocation refers to its person), their scheduled revocations and their valid certificates
    * with what those cascade to (in serial order). Locked later, one of them could be held by a
-   * registry change or a revocation waiting for the epoch or the audit chain. The same order
+   * registry change or a revocation waiting for the epoch or the audit chain. `serials`: their
+   * valid certificates, read just before ({@link #validOf}). The same order
    * as {@link processDue}: scheduled revocations, then certificates.
    */
-  async #lockAhead(tx: Tx, personIds: readonly string[]): Promise<void> {
+  async #lockAhead(
+    tx: Tx,
+    personIds: readonly string[],
+    serials: readonly string[],
+  ): Promise<void> {
     if (personIds.length === 0) return;
     const ids = pgArray([...new Set(personIds)]);
     await tx.query('SELECT 1 FROM persons WHERE id = ANY($1::uuid[]) ORDER BY id FOR KEY SHARE', [
@@ -181,15 +194,20 @@ export class RegistryRevocation {
         ORDER BY serial FOR UPDATE`,
       [ids],
     );
-    const valid = await tx.query<{ serial: string }>(
-      `SELECT c.serial::text AS serial FROM jpki_certificates c
+    await this.revocations.lockCertificates(tx, serials);
+  }
+
+  /** The valid certificates of these persons. */
+  async #validOf(
+    tx: Tx,
+    personIds: readonly string[],
+  ): Promise<{ person_id: string; serial: string }[]> {
+    const r = await tx.query<{ person_id: string; serial: string }>(
+      `SELECT c.person_id, c.serial::text AS serial FROM jpki_certificates c
         WHERE c.person_id = ANY($1::uuid[]) AND c.not_after > $2 AND ${UNREVOKED}`,
-      [ids, this.clock.now()],
+      [pgArray([...new Set(personIds)]), this.clock.now()],
     );
-    await this.revocations.lockCertificates(
-      tx,
-      valid.rows.map((r) => r.serial),
-    );
+    return r.rows;
   }
 
   async #onResidentChanged(tx: Tx, event: OutboxEvent): Promise<void> {
